@@ -131,7 +131,7 @@ def predict_padded(model: keras.Model, image: np.ndarray) -> np.ndarray:
     probabilities = model(padded[None].astype(np.float32), training=False)
     return crop_to(np.asarray(probabilities[0]), *image.shape[:2])
 
-# %% ../nbs/02_stepwise_decoder.ipynb #c5c90d8d
+# %% ../nbs/02_stepwise_decoder.ipynb #87ba4347
 DECODER_FILTERS = tuple(reversed(ENCODER_FILTERS))  # (128, 128, 64, 32, 16): channels after each x2 step
 
 def upsample_step(features, filters: int, step: int, activation: str | None = 'relu'):
@@ -147,7 +147,7 @@ def stepwise_decoder(skips, bottleneck):
 
 register_decoder('stepwise')(stepwise_decoder)
 
-# %% ../nbs/02_stepwise_decoder.ipynb #ea9a8eb1
+# %% ../nbs/02_stepwise_decoder.ipynb #1deddc54
 def article_decoder(skips, bottleneck):
     "The article's decoder: each x2 transpose convolution plus a 3x3 ReLU convolution of its own output."
     features = bottleneck
@@ -159,7 +159,7 @@ def article_decoder(skips, bottleneck):
 
 register_decoder('article')(article_decoder)
 
-# %% ../nbs/03_skip_connections.ipynb #7754666b
+# %% ../nbs/03_skip_connections.ipynb #72e42fa3
 def skips_decoder(skips, bottleneck):
     "Stepwise x2 decoding, adding a 1x1 projection of the encoder's feature map at each scale, then a 3x3 convolution."
     features = bottleneck
