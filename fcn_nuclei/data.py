@@ -7,6 +7,7 @@ Docs: https://fcn-nuclei.github.io/fcn_nuclei/data.html.md"""
 # %% ../nbs/00_data.ipynb #c481823a
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -27,6 +28,9 @@ from scipy import ndimage
 from skimage import draw, segmentation, transform
 from sklearn.model_selection import train_test_split
 from tqdm.auto import tqdm
+
+try: from zlib_ng.zlib_ng import decompress as _inflate  # inflates long runs of zeros (mask files) about 15x faster than zlib
+except ImportError: from zlib import decompress as _inflate
 
 # %% auto #0
 __all__ = ['IMAGE_SUFFIXES', 'MIN_IMAGE_SIDE', 'SYNTHETIC_SIZES', 'BBBC038_URL', 'PROTOCOLS', 'ARTICLE_SIZE', 'read_array',
@@ -96,12 +100,75 @@ def read_image(path: str | Path, # An image file: PNG, JPEG, BMP or TIFF
 
 # %% ../nbs/00_data.ipynb #b1c32800
 _MASK_MODES = ('1', 'L', 'I', 'I;16', 'I;16L', 'I;16B')
+_PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
+
+def _decode_grey_png(data: bytes) -> np.ndarray | None:
+    "Fast path for 8-bit greyscale, non-interlaced PNG masks (the DSB's): one inflate and NumPy row unfiltering. None: use Pillow."
+    if not data.startswith(_PNG_SIGNATURE): return None
+    position, header, compressed = 8, None, []
+    while position + 8 <= len(data):
+        length, kind = int.from_bytes(data[position:position + 4], 'big'), data[position + 4:position + 8]
+        if kind == b'IHDR' and length == 13: header = data[position + 8:position + 21]
+        elif kind == b'IDAT': compressed.append(data[position + 8:position + 8 + length])
+        elif kind == b'IEND': break
+        position += 12 + length
+    if header is None: return None
+    width, height = int.from_bytes(header[:4], 'big'), int.from_bytes(header[4:8], 'big')
+    if header[8:13] != bytes([8, 0, 0, 0, 0]): return None  # bit depth 8, greyscale, deflate, adaptive filters, not interlaced
+    try: raw = _inflate(b''.join(compressed))
+    except Exception: return None  # damaged: Pillow names the problem
+    if len(raw) != height * (width + 1): return None
+    rows = np.frombuffer(raw, np.uint8).reshape(height, width + 1)
+    filters, pixels = rows[:, 0], rows[:, 1:]
+    if not filters.any(): return pixels
+    if (filters > 4).any(): return None
+    pixels, zeros = pixels.copy(), np.zeros(width, np.uint8)
+    for row in np.flatnonzero(filters):  # in order, so the row above is already reconstructed
+        above = pixels[row - 1] if row else zeros
+        if filters[row] == 1: pixels[row] = np.cumsum(pixels[row], dtype=np.uint8)  # Sub: running sum, modulo 256
+        elif filters[row] == 2: pixels[row] += above  # Up
+        else: pixels[row] = _unfilter_sequential(int(filters[row]), pixels[row], above)
+    return pixels
+
+def _unfilter_sequential(kind: int, row: np.ndarray, above: np.ndarray) -> np.ndarray:
+    "Average (3) or Paeth (4) unfiltering of one 8-bit grey row, looping only where the row or the row above is non-zero."
+    active = np.flatnonzero(row | above)
+    result = np.zeros(row.size, np.uint8)
+    if not active.size: return result
+    raw, up, out = row.tolist(), above.tolist(), result.tolist()
+    index, last, left = int(active[0]), int(active[-1]) + 1, 0  # before `active[0]` everything is 0
+    while index < row.size:
+        if index > last:  # raw, up and up-left are 0 from here: Paeth repeats the left value, Average halves it
+            if kind == 4: out[index:] = [left] * (row.size - index); break
+            if left == 0: break
+        up_here, up_left = up[index], up[index - 1] if index else 0
+        if kind == 3: predictor = (left + up_here) >> 1
+        else:
+            estimate = left + up_here - up_left
+            distances = abs(estimate - left), abs(estimate - up_here), abs(estimate - up_left)
+            predictor = left if distances[0] <= distances[1] and distances[0] <= distances[2] else (up_here if distances[1] <= distances[2] else up_left)
+        left = out[index] = (raw[index] + predictor) & 255
+        index += 1
+    return np.array(out, np.uint8)
 
 def _read_mask_region(path: Path, image_size: tuple[int, int]):
     "Decode one mask file; return its bounding box and the boolean pixels inside it (None for an empty mask)."
-    if path.stat().st_size == 0: raise ValueError(f"{path}: empty mask file (0 bytes)")
+    data = path.read_bytes()
+    if not data: raise ValueError(f"{path}: empty mask file (0 bytes)")
+    fast = _decode_grey_png(data)
+    if fast is not None:
+        if fast.shape[::-1] != image_size: raise ValueError(f"{path}: mask is {fast.shape[1]}x{fast.shape[0]} but its image is {image_size[0]}x{image_size[1]}")
+        rows = np.flatnonzero(fast.any(axis=1))
+        if not rows.size: return None
+        columns = np.flatnonzero(fast[rows[0]:rows[-1] + 1].any(axis=0))
+        box = (int(columns[0]), int(rows[0]), int(columns[-1]) + 1, int(rows[-1]) + 1)
+        region = fast[box[1]:box[3], box[0]:box[2]]
+        foreground = region != 0
+        values = region[foreground]
+        if values.min() != values.max(): raise ValueError(f"{path}: mask is not binary (foreground values from {values.min()} to {values.max()})")
+        return box, foreground
     try:
-        with Image.open(path) as mask:
+        with Image.open(io.BytesIO(data)) as mask:
             mask.load()
             if mask.mode not in _MASK_MODES: raise ValueError(f"{path}: a mask must have one channel, but this file is {mask.mode}")
             if mask.size != image_size: raise ValueError(f"{path}: mask is {mask.size[0]}x{mask.size[1]} but its image is {image_size[0]}x{image_size[1]}")

@@ -85,7 +85,8 @@ def build_fcn(variant: str = 'skips', # A registered decoder: 'naive', 'stepwise
     features = layers.Rescaling(1 / 255, name='scale')(features)
     skips, bottleneck = build_encoder(features, dropout)
     decoded = DECODERS[variant](skips, bottleneck)
-    probabilities = layers.Conv2D(outputs, 1, activation='sigmoid', name='probabilities')(decoded)
+    # float32 output even under a mixed-precision policy: a bfloat16 sigmoid rounds 1 - 1e-7 to 1 and the loss to inf
+    probabilities = layers.Conv2D(outputs, 1, activation='sigmoid', dtype='float32', name='probabilities')(decoded)
     return keras.Model(images, probabilities, name=name or f'fcn_{variant}')
 
 # %% ../nbs/01_naive_upsampling.ipynb #868b3abb
