@@ -155,29 +155,22 @@ def _read_mask_region(path: Path, image_size: tuple[int, int]):
     "Decode one mask file; return its bounding box and the boolean pixels inside it (None for an empty mask)."
     data = path.read_bytes()
     if not data: raise ValueError(f"{path}: empty mask file (0 bytes)")
-    fast = _decode_grey_png(data)
-    if fast is not None:
-        if fast.shape[::-1] != image_size: raise ValueError(f"{path}: mask is {fast.shape[1]}x{fast.shape[0]} but its image is {image_size[0]}x{image_size[1]}")
-        rows = np.flatnonzero(fast.any(axis=1))
-        if not rows.size: return None
-        columns = np.flatnonzero(fast[rows[0]:rows[-1] + 1].any(axis=0))
-        box = (int(columns[0]), int(rows[0]), int(columns[-1]) + 1, int(rows[-1]) + 1)
-        region = fast[box[1]:box[3], box[0]:box[2]]
-        foreground = region != 0
-        values = region[foreground]
-        if values.min() != values.max(): raise ValueError(f"{path}: mask is not binary (foreground values from {values.min()} to {values.max()})")
-        return box, foreground
-    try:
-        with Image.open(io.BytesIO(data)) as mask:
-            mask.load()
-            if mask.mode not in _MASK_MODES: raise ValueError(f"{path}: a mask must have one channel, but this file is {mask.mode}")
-            if mask.size != image_size: raise ValueError(f"{path}: mask is {mask.size[0]}x{mask.size[1]} but its image is {image_size[0]}x{image_size[1]}")
-            box = mask.getbbox()
-            if box is None: return None
-            region = np.asarray(mask.crop(box))
-    except ValueError: raise
-    except Exception as error:
-        raise ValueError(f"{path}: cannot decode mask, the file is unreadable or truncated ({type(error).__name__}: {error})") from error
+    pixels = _decode_grey_png(data)
+    if pixels is None:  # any other kind of file, and every damaged one
+        try:
+            with Image.open(io.BytesIO(data)) as mask:
+                mask.load()
+                if mask.mode not in _MASK_MODES: raise ValueError(f"{path}: a mask must have one channel, but this file is {mask.mode}")
+                pixels = np.asarray(mask)
+        except ValueError: raise
+        except Exception as error:
+            raise ValueError(f"{path}: cannot decode mask, the file is unreadable or truncated ({type(error).__name__}: {error})") from error
+    if pixels.shape[::-1] != image_size: raise ValueError(f"{path}: mask is {pixels.shape[1]}x{pixels.shape[0]} but its image is {image_size[0]}x{image_size[1]}")
+    rows = np.flatnonzero(pixels.any(axis=1))
+    if not rows.size: return None
+    columns = np.flatnonzero(pixels[rows[0]:rows[-1] + 1].any(axis=0))
+    box = (int(columns[0]), int(rows[0]), int(columns[-1]) + 1, int(rows[-1]) + 1)  # left, top, right, bottom
+    region = pixels[box[1]:box[3], box[0]:box[2]]
     foreground = region != 0
     values = region[foreground]
     if values.min() != values.max(): raise ValueError(f"{path}: mask is not binary (foreground values from {values.min()} to {values.max()})")
