@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import shutil
 import stat
@@ -23,41 +24,80 @@ import numpy as np
 import pooch
 import tensorflow as tf
 import tifffile
-from PIL import Image
+from PIL import Image, ImageOps
 from scipy import ndimage
 from skimage import draw, segmentation, transform
 from sklearn.model_selection import train_test_split
 from tqdm.auto import tqdm
 
-try: from zlib_ng.zlib_ng import decompress as _inflate  # inflates long runs of zeros (mask files) about 15x faster than zlib
-except ImportError: from zlib import decompress as _inflate
+try: from zlib_ng.zlib_ng import decompressobj as _inflater  # inflates long runs of zeros (mask files) about 15x faster than zlib
+except ImportError: from zlib import decompressobj as _inflater
+
+Image.MAX_IMAGE_PIXELS = None  # Pillow's decompression-bomb guard is replaced by our own limit (`MAX_PIXELS`), checked from each header before decoding
 
 # %% auto #0
-__all__ = ['IMAGE_SUFFIXES', 'MIN_IMAGE_SIDE', 'SYNTHETIC_SIZES', 'BBBC038_URL', 'PROTOCOLS', 'ARTICLE_SIZE', 'read_array',
-           'to_rgb_uint8', 'read_image', 'masks_to_labels', 'Sample', 'read_dsb_sample', 'list_dsb_samples', 'load_dsb',
-           'list_images', 'read_labels', 'synthesize_sample', 'show_samples', 'write_dsb_sample',
-           'write_synthetic_dataset', 'cache_dir', 'synthetic_dataset', 'resolve_data', 'safe_extract',
-           'download_dataset', 'download_bbbc038', 'dataset_summary', 'markdown_table', 'split_ids', 'reflect_pad',
-           'article_arrays', 'targets', 'validation_crops', 'make_dataset']
+__all__ = ['IMAGE_SUFFIXES', 'MIN_IMAGE_SIDE', 'MAX_PIXELS', 'SYNTHETIC_SIZES', 'BBBC038_URL', 'PROTOCOLS', 'ARTICLE_SIZE',
+           'INTENSITY_AUGMENTATIONS', 'max_pixels', 'read_array', 'to_rgb_uint8', 'read_image', 'masks_to_labels',
+           'Sample', 'read_dsb_sample', 'list_dsb_samples', 'load_dsb', 'list_images', 'read_labels',
+           'synthesize_sample', 'show_samples', 'write_dsb_sample', 'write_synthetic_dataset', 'cache_dir',
+           'synthetic_dataset', 'resolve_data', 'safe_extract', 'download_dataset', 'download_bbbc038',
+           'dataset_summary', 'markdown_table', 'split_ids', 'reflect_pad', 'article_arrays', 'targets',
+           'validation_crops', 'make_dataset']
 
 # %% ../nbs/00_data.ipynb #3dd35292
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.tif', '.tiff', '.bmp')
 MIN_IMAGE_SIDE = 4  # smaller images cannot hold a nucleus and break the percentile stretch
+MAX_PIXELS = 20_000 * 20_000  # checked from the file's header before decoding; override with $FCN_NUCLEI_MAX_PIXELS
 
 _PIL_CONVERT = {'P': 'RGBA', 'PA': 'RGBA', 'CMYK': 'RGB', 'YCbCr': 'RGB', 'LAB': 'RGB', 'HSV': 'RGB', 'RGBX': 'RGB', 'RGBa': 'RGBA', 'La': 'LA'}
 
+def max_pixels() -> int:
+    "The largest image (in pixels) read without refusing: `MAX_PIXELS`, or `$FCN_NUCLEI_MAX_PIXELS`."
+    value = os.environ.get('FCN_NUCLEI_MAX_PIXELS')
+    if not value: return MAX_PIXELS
+    try: return int(float(value))
+    except ValueError: raise ValueError(f"FCN_NUCLEI_MAX_PIXELS must be a number of pixels, got {value!r}") from None
+
+def _check_pixels(path: Path, height: int, width: int):
+    "Refuse an image larger than `max_pixels()` before it is decoded."
+    if height * width > max_pixels():
+        raise ValueError(f"{path}: image is {width}x{height} pixels ({height * width / 1e6:.0f} MP), above the limit of {max_pixels() / 1e6:.0f} MP (set FCN_NUCLEI_MAX_PIXELS to raise it)")
+
+def _read_tiff(path: Path) -> np.ndarray:
+    "One 2-D image from a TIFF by its axes: channels (C, S) kept, singleton axes dropped; stacks, volumes and time series refused."
+    with tifffile.TiffFile(path) as tiff:
+        series = tiff.series[0]
+        axes, shape = series.axes, series.shape
+        kept = [(axis, size) for axis, size in zip(axes, shape) if size > 1 or axis in 'YX']
+        extra = [(axis, size) for axis, size in kept if axis not in 'YXCS']
+        if extra:
+            names = dict(Z='depth slices', T='time points', I='images', Q='images')
+            raise ValueError(f"{path}: a stack of {' x '.join(f'{size} {names.get(axis, axis)}' for axis, size in extra)} (axes {axes}); fcn-nuclei segments 2-D images: save one plane or a projection")
+        _check_pixels(path, shape[axes.index('Y')], shape[axes.index('X')])
+        array = np.squeeze(series.asarray())
+    kept_axes = ''.join(axis for axis, _ in kept)
+    if len(kept_axes) == 3 and kept_axes[0] in 'CS': array = np.moveaxis(array, 0, -1)  # channels first -> last
+    if array.ndim == 3 and array.shape[-1] == 2: array = np.concatenate([array, np.zeros_like(array[..., :1])], axis=-1)  # two channels are not grey + alpha
+    if array.ndim == 3 and array.shape[-1] > 4: raise ValueError(f"{path}: {array.shape[-1]} channels (axes {axes}); fcn-nuclei reads 1 to 4: save the nuclear channel alone")
+    return array
+
 def read_array(path: str | Path, # An image file: PNG, JPEG, BMP or TIFF
               ) -> np.ndarray:
-    "Decode an image file into a NumPy array as stored; raise `ValueError` naming the file if it cannot be read."
+    "Decode an image file into a NumPy array as stored (EXIF orientation applied); raise `ValueError` naming the file if it cannot be read, is too large, or is not one 2-D image."
     path = Path(path)
     if not path.is_file(): raise ValueError(f"{path}: no such file")
     if path.stat().st_size == 0: raise ValueError(f"{path}: empty file (0 bytes)")
     try:
-        if path.suffix.lower() in ('.tif', '.tiff'): return np.asarray(tifffile.imread(path))
-        with Image.open(path) as image:
-            image.load()
-            if image.mode in _PIL_CONVERT: image = image.convert(_PIL_CONVERT[image.mode])
-            return np.asarray(image)
+        if path.suffix.lower() in ('.tif', '.tiff'): return _read_tiff(path)
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', Image.DecompressionBombWarning)  # our own limit is checked below, before decoding
+            with Image.open(path) as image:
+                _check_pixels(path, image.height, image.width)
+                image.load()
+                image = ImageOps.exif_transpose(image)
+                if image.mode in _PIL_CONVERT: image = image.convert(_PIL_CONVERT[image.mode])
+                return np.asarray(image)
+    except ValueError: raise
     except Exception as error:
         raise ValueError(f"{path}: cannot decode image, the file is unreadable or truncated ({type(error).__name__}: {error})") from error
 
@@ -102,7 +142,7 @@ def read_image(path: str | Path, # An image file: PNG, JPEG, BMP or TIFF
 _MASK_MODES = ('1', 'L', 'I', 'I;16', 'I;16L', 'I;16B')
 _PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
 
-def _decode_grey_png(data: bytes) -> np.ndarray | None:
+def _decode_grey_png(data: bytes, expected_size: tuple[int, int] | None = None) -> np.ndarray | None:
     "Fast path for 8-bit greyscale, non-interlaced PNG masks (the DSB's): one inflate and NumPy row unfiltering. None: use Pillow."
     if not data.startswith(_PNG_SIGNATURE): return None
     position, header, compressed = 8, None, []
@@ -115,7 +155,8 @@ def _decode_grey_png(data: bytes) -> np.ndarray | None:
     if header is None: return None
     width, height = int.from_bytes(header[:4], 'big'), int.from_bytes(header[4:8], 'big')
     if header[8:13] != bytes([8, 0, 0, 0, 0]): return None  # bit depth 8, greyscale, deflate, adaptive filters, not interlaced
-    try: raw = _inflate(b''.join(compressed))
+    if expected_size is not None and (width, height) != expected_size: return None  # the caller reports the size mismatch
+    try: raw = _inflater().decompress(b''.join(compressed), height * (width + 1) + 1)  # never inflate more than the image can hold
     except Exception: return None  # damaged: Pillow names the problem
     if len(raw) != height * (width + 1): return None
     rows = np.frombuffer(raw, np.uint8).reshape(height, width + 1)
@@ -155,17 +196,17 @@ def _read_mask_region(path: Path, image_size: tuple[int, int]):
     "Decode one mask file; return its bounding box and the boolean pixels inside it (None for an empty mask)."
     data = path.read_bytes()
     if not data: raise ValueError(f"{path}: empty mask file (0 bytes)")
-    pixels = _decode_grey_png(data)
-    if pixels is None:  # any other kind of file, and every damaged one
+    pixels = _decode_grey_png(data, image_size)
+    if pixels is None:  # any other kind of file, every damaged one, and a size mismatch
         try:
             with Image.open(io.BytesIO(data)) as mask:
-                mask.load()
+                if mask.size != image_size: raise ValueError(f"{path}: mask is {mask.size[0]}x{mask.size[1]} but its image is {image_size[0]}x{image_size[1]}")
                 if mask.mode not in _MASK_MODES: raise ValueError(f"{path}: a mask must have one channel, but this file is {mask.mode}")
+                mask.load()
                 pixels = np.asarray(mask)
         except ValueError: raise
         except Exception as error:
             raise ValueError(f"{path}: cannot decode mask, the file is unreadable or truncated ({type(error).__name__}: {error})") from error
-    if pixels.shape[::-1] != image_size: raise ValueError(f"{path}: mask is {pixels.shape[1]}x{pixels.shape[0]} but its image is {image_size[0]}x{image_size[1]}")
     rows = np.flatnonzero(pixels.any(axis=1))
     if not rows.size: return None
     columns = np.flatnonzero(pixels[rows[0]:rows[-1] + 1].any(axis=0))
@@ -294,14 +335,14 @@ def list_images(folder: str | Path, # A folder of image files (not searched recu
 
 def read_labels(path: str | Path, # A PNG or TIFF of integer instance labels, 0 = background
                ) -> np.ndarray:
-    "Read an instance-label image as (H, W) `uint16`."
+    "Read an instance-label image as (H, W) `uint16` (`uint32` when it holds more than 65,535 labels)."
     array = read_array(path)
     if array.ndim != 2: raise ValueError(f"{path}: a label image must have one channel, got shape {array.shape}")
     if array.dtype.kind == 'f':
         if not np.isfinite(array).all() or (array != np.round(array)).any(): raise ValueError(f"{path}: label image holds non-integer values")
     elif array.dtype.kind not in 'biu': raise ValueError(f"{path}: unsupported label dtype {array.dtype}")
-    if array.size and (array.min() < 0 or array.max() > np.iinfo(np.uint16).max): raise ValueError(f"{path}: labels outside 0..65535")
-    return array.astype(np.uint16)
+    if array.size and (array.min() < 0 or array.max() > np.iinfo(np.uint32).max): raise ValueError(f"{path}: labels outside 0..4294967295")
+    return array.astype(np.uint16 if not array.size or array.max() <= np.iinfo(np.uint16).max else np.uint32)
 
 # %% ../nbs/00_data.ipynb #970a30b8
 SYNTHETIC_SIZES = ((256, 256), (256, 320), (320, 320))
@@ -597,11 +638,43 @@ def validation_crops(samples: list[Sample], crop_size: int = 256, contours: bool
     return np.stack(images).astype(np.float32), np.stack(masks).astype(np.float32)
 
 # %% ../nbs/00_data.ipynb #1d9d4380
-def _augment(seed, image, target, crop_size: int, geometric: bool = True, jitter: bool = True):
-    "Crop, and optionally flip and rotate, image and (H, W, C) target together; optionally jitter the image's brightness and contrast."
-    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 6)
+INTENSITY_AUGMENTATIONS = dict(gamma=0.5, blur=0.2, noise=0.2, grey=0.1)  # probability of each, per crop
+
+def _gaussian_blur(image, sigma):
+    "Blur an (H, W, 3) float image with a separable 7-tap Gaussian of standard deviation `sigma` (a tensor)."
+    offsets = tf.range(-3.0, 4.0)
+    kernel = tf.exp(-offsets ** 2 / (2 * tf.maximum(sigma, 0.05) ** 2)); kernel /= tf.reduce_sum(kernel)
+    batch = tf.pad(image[None], [[0, 0], [3, 3], [3, 3], [0, 0]], mode='REFLECT')
+    batch = tf.nn.depthwise_conv2d(batch, tf.tile(tf.reshape(kernel, [7, 1, 1, 1]), [1, 1, 3, 1]), [1, 1, 1, 1], 'VALID')
+    batch = tf.nn.depthwise_conv2d(batch, tf.tile(tf.reshape(kernel, [1, 7, 1, 1]), [1, 1, 3, 1]), [1, 1, 1, 1], 'VALID')
+    return batch[0]
+
+def _vary_intensity(seeds, image):
+    "Random gamma, blur, noise and colour-to-grey for an (H, W, 3) image in 0..255, each with its probability in `INTENSITY_AUGMENTATIONS`."
+    draw = lambda index, low=0.0, high=1.0: tf.random.stateless_uniform([], seeds[index], low, high)
+    chance = INTENSITY_AUGMENTATIONS
+    image = image / 255.0
+    gamma = tf.exp(draw(0, math.log(0.5), math.log(2.0)))  # dim nuclei (gamma > 1) and washed-out ones (gamma < 1)
+    image = tf.where(draw(1) < chance['gamma'], tf.pow(tf.maximum(image, 0.0), gamma), image)
+    image = tf.where(draw(2) < chance['blur'], _gaussian_blur(image, draw(3, 0.3, 1.5)), image)
+    noise = tf.random.stateless_normal(tf.shape(image), seeds[4]) * draw(5, 0.0, 0.05)
+    image = tf.where(draw(6) < chance['noise'], image + noise, image)
+    grey = tf.repeat(tf.reduce_mean(image, axis=-1, keepdims=True), 3, axis=-1)
+    image = tf.where(draw(7) < chance['grey'], grey, image)
+    return tf.clip_by_value(image, 0.0, 1.0) * 255.0
+
+def _augment(seed, image, target, crop_size: int, geometric: bool = True, jitter: bool = True,
+             zoom: tuple[float, float] = (1.0, 1.0), intensity: bool = False):
+    "Crop (zoomed by a random factor in `zoom`), and optionally flip and rotate, image and (H, W, C) target together; optionally vary the image's intensity."
+    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 16)
     stacked = tf.concat([tf.cast(image, tf.float32), tf.cast(target, tf.float32)], axis=-1)
-    stacked = tf.image.stateless_random_crop(stacked, [crop_size, crop_size, tf.shape(stacked)[-1]], seed=seeds[0])
+    if zoom[0] == zoom[1] == 1.0: stacked = tf.image.stateless_random_crop(stacked, [crop_size, crop_size, tf.shape(stacked)[-1]], seed=seeds[0])
+    else:
+        magnification = tf.exp(tf.random.stateless_uniform([], seeds[8], math.log(zoom[0]), math.log(zoom[1])))
+        side = tf.cast(tf.round(crop_size / magnification), tf.int32)
+        window = tf.image.stateless_random_crop(stacked, [side, side, tf.shape(stacked)[-1]], seed=seeds[0])
+        stacked = tf.concat([tf.image.resize(window[..., :3], [crop_size, crop_size], antialias=True),
+                             tf.image.resize(window[..., 3:], [crop_size, crop_size], method='nearest')], axis=-1)
     if geometric:
         stacked = tf.image.stateless_random_flip_left_right(stacked, seed=seeds[1])
         stacked = tf.image.stateless_random_flip_up_down(stacked, seed=seeds[2])
@@ -612,6 +685,7 @@ def _augment(seed, image, target, crop_size: int, geometric: bool = True, jitter
         brightness = tf.random.stateless_uniform([], seeds[5], -20.0, 20.0)
         mean = tf.reduce_mean(image)
         image = tf.clip_by_value((image - mean) * contrast + mean + brightness, 0.0, 255.0)
+    if intensity: image = _vary_intensity(tf.random.experimental.stateless_split(seeds[6], 8), image)
     return image, mask
 
 def make_dataset(samples: list[Sample], # Samples with labels
@@ -624,6 +698,8 @@ def make_dataset(samples: list[Sample], # Samples with labels
                  crops_per_image: int = 1, # Random crops drawn from each image per epoch (native training)
                  drop_remainder: bool = False, # Drop a last, smaller batch (several replicas need equal batches)
                  contours: bool = False, # Targets get a second channel, nucleus contours (native protocol)
+                 zoom: tuple[float, float] = (1.0, 1.0), # Random magnification range of training crops (native protocol)
+                 intensity: bool = False, # Random gamma, blur, noise and colour-to-grey in training (native protocol)
                 ) -> tf.data.Dataset:
     "A batched `tf.data.Dataset` of (float32 image 0..255, float32 targets (H, W, 1 or 2)) pairs."
     if protocol not in PROTOCOLS: raise ValueError(f"unknown protocol {protocol!r}: use one of {PROTOCOLS}")
@@ -631,6 +707,7 @@ def make_dataset(samples: list[Sample], # Samples with labels
     if not samples: raise ValueError("no samples to build a dataset from")
     unlabelled = [s.id for s in samples if s.labels is None]
     if unlabelled: raise ValueError(f"{unlabelled[0]}: sample has no masks, cannot train on it")
+    if not 0 < zoom[0] <= zoom[1]: raise ValueError(f"zoom must be a range (low, high) of positive factors, got {zoom}")
     autotune = tf.data.AUTOTUNE
     if protocol == 'article' or not training:
         images, masks = article_arrays(samples) if protocol == 'article' else validation_crops(samples, crop_size, contours)
@@ -643,7 +720,8 @@ def make_dataset(samples: list[Sample], # Samples with labels
                 dataset = tf.data.Dataset.zip(seeds, dataset).map(
                     lambda seed, pair: _augment(seed, pair[0], pair[1], size), num_parallel_calls=autotune)
         return dataset.batch(batch_size, drop_remainder=drop_remainder and len(images) >= batch_size).prefetch(autotune)
-    padded = [(_pad_to(s.image, crop_size), _pad_to(targets(s, contours), crop_size)) for s in samples]
+    window = math.ceil(crop_size / zoom[0]) if augment else crop_size  # the largest window a zoomed crop reads
+    padded = [(_pad_to(s.image, window), _pad_to(targets(s, contours), window)) for s in samples]
     dataset = tf.data.Dataset.from_generator(lambda: iter(padded), output_signature=(
         tf.TensorSpec((None, None, 3), tf.uint8), tf.TensorSpec((None, None, 1 + contours), tf.uint8)))
     dataset = dataset.apply(tf.data.experimental.assert_cardinality(len(padded))).cache()  # a known length lets Keras size its epochs
@@ -651,5 +729,6 @@ def make_dataset(samples: list[Sample], # Samples with labels
     dataset = dataset.repeat(crops_per_image).shuffle(len(padded) * crops_per_image, seed=seed, reshuffle_each_iteration=True)
     seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
     dataset = tf.data.Dataset.zip(seeds, dataset).map(
-        lambda seed, pair: _augment(seed, *pair, crop_size, geometric=augment, jitter=augment), num_parallel_calls=autotune)
+        lambda seed, pair: _augment(seed, *pair, crop_size, geometric=augment, jitter=augment,
+                                    zoom=zoom if augment else (1.0, 1.0), intensity=intensity and augment), num_parallel_calls=autotune)
     return dataset.batch(batch_size, drop_remainder=len(padded) * crops_per_image >= batch_size).prefetch(autotune)

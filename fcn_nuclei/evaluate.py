@@ -29,12 +29,14 @@ from skimage.feature import peak_local_max
 from . import __version__
 from .data import ARTICLE_SIZE, Sample, load_dsb, resolve_data, split_ids
 from .models import call_model, predict_padded
+from .normalize import median_diameter, model_normalization, predict_native, scale_postprocessing
 from .train import _write_json, train
 
 # %% auto #0
 __all__ = ['DSB_THRESHOLDS', 'METHODS', 'ABLATION', 'intersection_table', 'object_scores', 'pixel_scores',
            'probabilities_to_labels', 'predict_whole_image', 'postprocessing_grid', 'tune_postprocessing', 'load_model',
-           'evaluate', 'default_postprocessing', 'show_extremes', 'write_evaluation', 'run_ablation']
+           'evaluate', 'read_postprocessing', 'validate_postprocessing', 'default_postprocessing', 'show_extremes',
+           'write_evaluation', 'run_ablation']
 
 # %% ../nbs/05_evaluation.ipynb #c74e3703
 def intersection_table(true_labels: np.ndarray, # (H, W) integer instance labels, 0 = background
@@ -91,8 +93,9 @@ def _remove_small(labels: np.ndarray, min_size: int) -> np.ndarray:
     return np.where(sizes[labels] < min_size, 0, labels)
 
 def _clean(labels: np.ndarray, min_size: int) -> np.ndarray:
-    "Remove objects smaller than `min_size` pixels and renumber 1..n."
-    return segmentation.relabel_sequential(_remove_small(labels, min_size))[0].astype(np.uint16)
+    "Remove objects smaller than `min_size` pixels and renumber 1..n: `uint16`, or `uint32` when there are more than 65,535 nuclei."
+    relabelled = segmentation.relabel_sequential(_remove_small(labels, min_size))[0]
+    return relabelled.astype(np.uint16 if relabelled.max(initial=0) <= np.iinfo(np.uint16).max else np.uint32)
 
 def probabilities_to_labels(probabilities: np.ndarray, # (H, W) nucleus probability, or (H, W, 2) with contour probability
                             method: str = 'watershed', # 'components', 'watershed' or 'contours'
@@ -143,12 +146,14 @@ def postprocessing_grid(contours: bool) -> list[dict]:
 def tune_postprocessing(probabilities: list[np.ndarray], # Per-image probability maps
                         samples: list[Sample], # The matching labelled samples
                         grid: list[dict] | None = None, # Settings to try (default: `postprocessing_grid`)
+                        scales: list[float] | None = None, # Per-image rescaling factor before prediction (settings are in pixels of the training scale)
                        ) -> tuple[dict, list[dict]]:
     "The setting with the best mean DSB score, and every setting's mean score."
     grid = grid or postprocessing_grid(probabilities[0].ndim == 3 and probabilities[0].shape[-1] > 1)
+    scales = scales or [1.0] * len(samples)
     tried = []
     for setting in grid:
-        scores = [object_scores(s.labels, probabilities_to_labels(p, **setting))['dsb'] for p, s in zip(probabilities, samples)]
+        scores = [object_scores(s.labels, probabilities_to_labels(p, **scale_postprocessing(setting, scale)))['dsb'] for p, s, scale in zip(probabilities, samples, scales)]
         tried.append({**setting, 'dsb': float(np.mean(scores))})
     best = max(tried, key=lambda row: row['dsb'])
     return {key: value for key, value in best.items() if key != 'dsb'}, tried
@@ -162,6 +167,8 @@ def load_model(path: str | Path) -> keras.Model:
     except Exception as error: raise ValueError(f"{path}: not a loadable Keras model ({type(error).__name__}: {error})") from error
     shape = model.input_shape[0] if isinstance(model.input_shape, list) else model.input_shape
     if len(shape) != 4 or shape[-1] != 3: raise ValueError(f"{path}: model takes inputs of shape {shape}; fcn_nuclei models take RGB images (N, H, W, 3)")
+    if len(model.inputs) != 1 or len(model.outputs) != 1 or len(model.output_shape) != 4:
+        raise ValueError(f"{path}: model has {len(model.inputs)} inputs and {len(model.outputs)} outputs; fcn_nuclei models map one image to one probability map")
     return model
 
 def _model_config(model_path: Path) -> dict:
@@ -175,39 +182,49 @@ def evaluate(model_path: str | Path, # A `.keras` file from `train`
              tune: bool = False, # Re-tune post-processing on the validation split even if `postprocess.json` exists
              samples: list[Sample] | None = None, # Already loaded samples (skips loading `data`)
              progress: bool = True, # Show progress
+             diameter: float | None = None, # Nucleus diameter in pixels for every image; None: estimated per image (models with a training diameter)
+             channel: str | None = None, # Override the model's channel rule
             ) -> tuple[dict, list[dict], list[np.ndarray], list[Sample]]:
     "Evaluate a model: summary (pixel IoU, Dice, DSB score, F1 at 0.5), one row per image, and the probabilities and samples used."
     model_path = Path(model_path)
     model, config = load_model(model_path), _model_config(model_path)
+    normalization = model_normalization(model_path)
     data_folder = resolve_data(data) if samples is None else None
     if samples is None:
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')
             samples = load_dsb(data_folder, progress=progress)
     if split not in ('auto', 'validation', 'all'): raise ValueError(f"unknown split {split!r}: use 'auto', 'validation' or 'all'")
-    same_data = bool(config) and data_folder is not None and Path(config.get('data', '')).resolve() == data_folder.resolve()
+    recorded_ids = set(config.get('validation_ids') or [])
+    recorded_path = config.get('data_path') or config.get('data', '')
+    # the model's own data: the same folder (compared as absolute paths), or any copy holding all of its validation images
+    same_data = bool(config) and ((data_folder is not None and Path(recorded_path).resolve() == data_folder.resolve())
+                                  or (bool(recorded_ids) and recorded_ids <= {s.id for s in samples}))
     if split == 'validation' or (split == 'auto' and same_data):
         if not config: raise ValueError(f"{model_path.parent}: no config.json beside the model, so its validation split is unknown; use split='all'")
-        _, validation_ids = split_ids(samples, config['validation_fraction'], config['seed'])
+        validation_ids = recorded_ids or set(split_ids(samples, config['validation_fraction'], config['seed'])[1])
         samples, split = [s for s in samples if s.id in set(validation_ids)], 'validation'
     else: split = 'all'
     protocol = config.get('protocol', 'native')
     started = time.perf_counter()
-    probabilities = [predict_whole_image(model, s.image, protocol) for s in samples]
+    if protocol == 'article': probabilities, scaling = [predict_whole_image(model, s.image, protocol) for s in samples], [dict(diameter=None, scale=1.0)] * len(samples)
+    else: probabilities, scaling = map(list, zip(*[predict_native(model, s.image, normalization, diameter=diameter, channel=channel, source=s.id) for s in samples])) if samples else ([], [])
+    scales = [info['scale'] for info in scaling]
     predict_seconds = time.perf_counter() - started
     channels = probabilities[0].shape[-1] if probabilities else 1
     stored = model_path.parent/'postprocess.json'
     if protocol == 'article': setting, source = dict(method='components', threshold=0.5, min_size=1), "the article's rule"
-    elif stored.is_file() and not tune: setting, source = json.loads(stored.read_text()), str(stored)
+    elif stored.is_file() and not tune: setting, source = read_postprocessing(stored), str(stored)
     elif split == 'validation':
-        setting, source = tune_postprocessing(probabilities, samples)[0], 'tuned on the validation split'
-        _write_json(stored, setting)
+        setting, source = tune_postprocessing(probabilities, samples, scales=scales)[0], 'tuned on the validation split'
     else: setting, source = default_postprocessing(channels), 'default (not tuned: these images are not the validation split)'
     rows = []
-    for sample, probability in zip(samples, probabilities):
-        predicted = probabilities_to_labels(probability, **setting)
-        rows.append(dict(id=sample.id, kind=sample.kind, **pixel_scores(sample.mask, probability[..., 0] > setting['threshold']), **object_scores(sample.labels, predicted)))
+    for sample, probability, info in zip(samples, probabilities, scaling):
+        predicted = probabilities_to_labels(probability, **scale_postprocessing(setting, info['scale']))
+        rows.append(dict(id=sample.id, kind=sample.kind, **pixel_scores(sample.mask, probability[..., 0] > setting['threshold']), **object_scores(sample.labels, predicted),
+                         true_diameter=round(median_diameter(sample.labels), 2), diameter=info['diameter'], scale=info['scale']))
     summary = dict(model=str(model_path), data=str(data_folder or 'samples'), split=split, images=len(rows), protocol=protocol,
+                   normalization=normalization.to_config() if normalization else None, diameter=diameter if diameter is not None else ('estimated per image' if normalization and normalization.diameter else 'native scale'),
                    postprocessing=setting, postprocessing_source=source,
                    pixel_iou=_mean(rows, 'iou'), dice=_mean(rows, 'dice'), dsb_score=_mean(rows, 'dsb'), f1_at_05=_mean(rows, 'f1'),
                    precision_at_05=_mean(rows, 'precision'), recall_at_05=_mean(rows, 'recall'),
@@ -215,7 +232,35 @@ def evaluate(model_path: str | Path, # A `.keras` file from `train`
                    predict_seconds=round(predict_seconds, 1))
     return summary, rows, probabilities, samples
 
+def read_postprocessing(path: str | Path) -> dict:
+    "Read and validate a `postprocess.json`; `ValueError` naming the file when it is unreadable or its settings are not valid."
+    path = Path(path)
+    try: setting = json.loads(path.read_text())
+    except (OSError, ValueError) as error: raise ValueError(f"{path}: cannot read post-processing settings ({error})") from error
+    return validate_postprocessing(setting, str(path))
+
 def _mean(rows: list[dict], key: str) -> float: return float(np.mean([row[key] for row in rows])) if rows else float('nan')
+
+_SETTING_RANGES = dict(threshold=(0.0, 1.0, float), contour_threshold=(0.0, 1.0, float), min_size=(0, 1_000_000, int), min_distance=(1, 1000, int))
+
+def validate_postprocessing(setting, # Post-processing settings, e.g. read from `postprocess.json`
+                            source: str = 'post-processing settings', # Named in error messages
+                           ) -> dict:
+    "The settings, checked: a known method, only known keys, finite numbers of the right type within their ranges; `ValueError` naming `source` otherwise."
+    if not isinstance(setting, dict): raise ValueError(f"{source}: expected an object of settings, got {type(setting).__name__}")
+    method = setting.get('method', 'watershed')
+    if method not in METHODS: raise ValueError(f"{source}: unknown method {method!r}: use one of {METHODS}")
+    checked = dict(method=method)
+    for key, value in setting.items():
+        if key == 'method': continue
+        if key not in _SETTING_RANGES: raise ValueError(f"{source}: unknown setting {key!r} (known: method, {', '.join(_SETTING_RANGES)})")
+        low, high, kind = _SETTING_RANGES[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value) or (kind is int and value != int(value)):
+            raise ValueError(f"{source}: {key} must be a finite {'whole number' if kind is int else 'number'}, got {value!r}")
+        if not low <= value <= high or (key.endswith('threshold') and value in (0.0, 1.0)):
+            raise ValueError(f"{source}: {key} must lie {'strictly ' if key.endswith('threshold') else ''}between {low} and {high}, got {value!r}")
+        checked[key] = kind(value)
+    return checked
 
 def default_postprocessing(channels: int = 1) -> dict:
     "The untuned setting: contour markers for a two-channel model, else the distance watershed."
@@ -231,7 +276,7 @@ def show_extremes(samples: list[Sample], probabilities: list[np.ndarray], rows: 
     figure, axes = plt.subplots(2, count, figsize=(size * count, size * 2.1), squeeze=False)
     for axis, index in zip(axes.ravel(), chosen):
         sample = samples[index]
-        predicted = probabilities_to_labels(probabilities[index], **setting)
+        predicted = probabilities_to_labels(probabilities[index], **scale_postprocessing(setting, rows[index].get('scale') or 1.0))
         overlay = segmentation.mark_boundaries(sample.image, sample.labels, color=(0.1, 0.9, 0.2))
         overlay = segmentation.mark_boundaries(overlay, predicted, color=(1.0, 0.1, 0.9))
         axis.imshow(overlay); axis.set_axis_off()
@@ -242,11 +287,12 @@ def show_extremes(samples: list[Sample], probabilities: list[np.ndarray], rows: 
     return figure
 
 def write_evaluation(out: str | Path, summary: dict, rows: list[dict], figure=None) -> Path:
-    "Write `summary.json`, `per_image.csv` and `extremes.png` into `out`, each through a temporary name."
+    "Write `summary.json`, `postprocess.json` (the settings used), `per_image.csv` and `extremes.png` into `out`, each through a temporary name."
     out = Path(out)
     if out.exists() and not out.is_dir(): raise ValueError(f"{out}: output path is a file, not a folder")
     out.mkdir(parents=True, exist_ok=True)
     _write_json(out/'summary.json', summary)
+    _write_json(out/'postprocess.json', summary['postprocessing'])
     temporary = out/'.per_image.csv.partial'
     with open(temporary, 'w', newline='') as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else ['id']); writer.writeheader(); writer.writerows(rows)

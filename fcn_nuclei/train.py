@@ -27,10 +27,11 @@ from keras import ops
 from . import __version__
 from .data import PROTOCOLS, load_dsb, make_dataset, resolve_data, split_ids
 from .models import DECODERS, STRIDE, build_fcn
+from .normalize import Normalization, median_diameter, prepare_sample
 
 # %% auto #0
-__all__ = ['LOSSES', 'STRATEGIES', 'PRECISIONS', 'bce_loss', 'soft_dice_loss', 'bce_dice_loss', 'PixelIoU', 'PixelDice',
-           'AtomicBestCheckpoint', 'cosine_schedule', 'make_strategy', 'plot_curves', 'train']
+__all__ = ['LOSSES', 'STRATEGIES', 'PRECISIONS', 'RUN_FILES', 'bce_loss', 'soft_dice_loss', 'bce_dice_loss', 'PixelIoU',
+           'PixelDice', 'AtomicBestCheckpoint', 'cosine_schedule', 'make_strategy', 'plot_curves', 'train']
 
 # %% ../nbs/04_training.ipynb #62cf806e
 @keras.saving.register_keras_serializable(package='fcn_nuclei')
@@ -151,6 +152,34 @@ def _is_chief(strategy: tf.distribute.Strategy) -> bool:
 # %% ../nbs/04_training.ipynb #e8d3765a
 PRECISIONS = ('float32', 'mixed_bfloat16')
 
+RUN_FILES = ('model.keras', 'best.json', 'config.json', 'metrics.json', 'history.csv', 'curves.png', 'backup', 'logs')
+_UNCOMPARED = ('fcn_nuclei', 'tensorflow', 'keras', 'machine', 'command', 'data')  # may differ between a run and its resumption
+
+def _claim_run_folder(out: Path, config: dict, overwrite: bool):
+    "A run folder holds one run: resume only a run with the same settings; replace it only when asked; refuse a folder holding anything else."
+    present = [path for path in out.iterdir() if not path.name.startswith('.')] if out.is_dir() else []
+    if not present: return
+    stored_file = out/'config.json'
+    if overwrite:
+        foreign = [path.name for path in present if path.name not in RUN_FILES]
+        if foreign: raise ValueError(f"{out}: holds files that are not a training run's ({', '.join(sorted(foreign)[:3])}); --overwrite replaces runs only: choose another --out")
+        for path in present: shutil.rmtree(path) if path.is_dir() else path.unlink()
+        return
+    if not stored_file.is_file(): raise ValueError(f"{out}: the folder is not empty and holds no training run; choose an empty or new --out")
+    try: stored = json.loads(stored_file.read_text())
+    except ValueError as error: raise ValueError(f"{stored_file}: unreadable ({error}); use --overwrite to replace this run") from error
+    changed = sorted(key for key in set(stored) | set(config) if key not in _UNCOMPARED and stored.get(key) != config.get(key))
+    if changed:
+        shown = ', '.join(f"{key} {stored.get(key)!r} -> {config.get(key)!r}" for key in changed[:3])
+        raise ValueError(f"{out}: holds a run with other settings ({shown}); resume it with the same settings, choose another --out, or pass --overwrite to replace it")
+
+def _normalization(train_samples: list, normalize: bool, rescale: bool) -> Normalization | None:
+    "The input contract for a training run: None (images as read), or the default stretch, with the training images' median nucleus diameter when rescaling."
+    if not normalize: return None
+    if not rescale: return Normalization()
+    diameters = [median_diameter(s.labels) for s in train_samples if s.labels is not None and s.labels.any()]
+    return Normalization(diameter=round(float(np.median(diameters)), 2) if diameters else None)
+
 def _check_settings(variant, protocol, loss, strategy, crop, batch_size, epochs, out):
     "Raise `ValueError` for a bad setting before any work starts."
     if variant not in DECODERS: raise ValueError(f"unknown variant {variant!r}: choose one of {sorted(DECODERS)}")
@@ -216,6 +245,13 @@ def train(data: str | Path | None = None, # Dataset folder, 'synthetic' or 'bbbc
           deterministic: bool = True, # Deterministic TensorFlow kernels
           verbose: int | None = None, # Keras verbosity (default: progress bar on a terminal, a line per epoch otherwise)
           samples: list | None = None, # Already loaded samples (skips loading `data`)
+          normalize: bool = True, # Channel rule and per-image percentile stretch (`Normalization`), stored with the model
+          rescale: bool = True, # Rescale every image to the training set's median nucleus diameter (needs `normalize`)
+          zoom: tuple[float, float] = (0.67, 1.5), # Random magnification of training crops (native protocol)
+          intensity: bool = True, # Random gamma, blur, noise and colour-to-grey (native protocol)
+          split: tuple[list[str], list[str]] | None = None, # (training ids, validation ids) instead of `split_ids`
+          all_images: bool = False, # Train on every image, validation images included (for a model to ship; its validation scores are then optimistic)
+          overwrite: bool = False, # Replace the run already in `out` instead of resuming it
          ) -> dict:
     "Train an FCN and write model, history, config, metrics and curves to `out`; return the metrics."
     _check_settings(variant, protocol, loss, strategy, crop, batch_size, epochs, out)
@@ -234,14 +270,22 @@ def train(data: str | Path | None = None, # Dataset folder, 'synthetic' or 'bbbc
     if len(samples) < 2: raise ValueError(f"{data_folder or 'samples'}: need at least 2 labelled images, found {len(samples)}")
     if protocol == 'native' and crop > max(max(s.image.shape[:2]) for s in samples):
         raise ValueError(f"crop {crop} is larger than every image (largest side {max(max(s.image.shape[:2]) for s in samples)}); choose a smaller --crop")
-    train_ids, validation_ids = split_ids(samples, validation_fraction, seed)
+    train_ids, validation_ids = split or split_ids(samples, validation_fraction, seed)
+    if all_images: train_ids = sorted(set(train_ids) | set(validation_ids))
     train_samples = [s for s in samples if s.id in set(train_ids)]
     validation_samples = [s for s in samples if s.id in set(validation_ids)]
+    if not train_samples or not validation_samples: raise ValueError(f"the split leaves {len(train_samples)} training and {len(validation_samples)} validation images; both need at least one")
+    normalization = _normalization(train_samples, normalize, rescale and protocol == 'native')
     replicas = distribution.num_replicas_in_sync
     global_batch = batch_size * replicas
-    train_data = make_dataset(train_samples, protocol, True, crop, global_batch, seed, crops_per_image=crops_per_image, contours=contours)
+    native_augmentation = dict(zoom=tuple(zoom), intensity=intensity) if protocol == 'native' else {}
+    if normalization is not None:
+        train_samples = [prepare_sample(s, normalization) for s in train_samples]
+        validation_samples = [prepare_sample(s, normalization) for s in validation_samples]
+    train_data = make_dataset(train_samples, protocol, True, crop, global_batch, seed, crops_per_image=crops_per_image, contours=contours, **native_augmentation)
     # several replicas need equal batches: one crop per replica, dropping at most replicas - 1 crops
-    validation_data = make_dataset(validation_samples, protocol, False, max(crop, 256), global_batch if replicas == 1 else replicas, seed, drop_remainder=replicas > 1, contours=contours)
+    validation_data = make_dataset(validation_samples, protocol, False, max(crop, 256), global_batch if replicas == 1 else replicas, seed, drop_remainder=replicas > 1,
+                                   contours=contours)
     if strategy == 'multiworker':
         options = tf.data.Options(); options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
         train_data, validation_data = train_data.with_options(options), validation_data.with_options(options)
@@ -254,7 +298,10 @@ def train(data: str | Path | None = None, # Dataset folder, 'synthetic' or 'bbbc
                   variant=variant, protocol=protocol, epochs=epochs, batch_size=batch_size, global_batch_size=global_batch, replicas=replicas,
                   crop=crop, crops_per_image=crops_per_image, loss=loss, learning_rate=learning_rate, patience=patience, seed=seed,
                   validation_fraction=validation_fraction, strategy=strategy, contours=contours, outputs=1 + contours, validation_every=validation_every, deterministic=deterministic, precision=precision,
+                  normalization=normalization.to_config() if normalization else None, zoom=list(zoom), intensity=intensity,
+                  data_path=str(data_folder.resolve()) if data_folder else None, validation_ids=sorted(validation_ids), all_images=all_images,
                   machine=f"{os.cpu_count()} CPU cores, {platform.machine()}", command=' '.join(sys.argv))
+    _claim_run_folder(out, config, overwrite)
     _write_json(out/'config.json', config)
 
     with distribution.scope():
