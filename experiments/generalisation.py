@@ -18,6 +18,7 @@ from pathlib import Path
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 import numpy as np
+from PIL import Image
 
 from fcn_nuclei.data import load_dsb, split_ids
 from fcn_nuclei.evaluate import load_model, object_scores, probabilities_to_labels
@@ -26,8 +27,10 @@ from fcn_nuclei.normalize import median_diameter, normalize_image, model_normali
 
 
 def _scaled(image, labels, factor):
+    "The image as another magnification would show it (bilinear, antialiased when shrinking: fixed here, whatever the package's own resizing does), labels by nearest neighbour."
     size = scaled_size(*image.shape[:2], factor)
-    return resize_image(image, *size), resize_labels(labels, *size)
+    resized = np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(image[..., c])).resize(size[::-1], Image.BILINEAR)) for c in range(image.shape[-1])], axis=-1)
+    return resized, resize_labels(labels, *size)
 
 def _gamma(image, gamma): return np.clip(255 * (image / 255.0) ** gamma + 0.5, 0, 255).astype(np.uint8)
 
@@ -161,7 +164,7 @@ def failure_figure(legacy_path: Path, model_path: Path, samples, out: Path):
     green = np.zeros_like(sample.image); green[..., 1] = _gamma(sample.image, 2.0)[..., 0]
     cases = [('nuclei 3x larger', *large), ('dim, green channel only (gamma 2)', green, sample.labels)]
     models = [(path, load_model(path), model_normalization(path), json.loads((path.parent/'postprocess.json').read_text())) for path in (legacy_path, model_path)]
-    figure, axes = plt.subplots(2, 3, figsize=(12, 8.4))
+    figure, axes = plt.subplots(2, 3, figsize=(12, 9))
     results = []
     for row, (title, image, labels) in zip(axes, cases):
         shown = image if image.dtype == np.uint8 else (image / image.max() * 255).astype(np.uint8)
@@ -173,13 +176,13 @@ def failure_figure(legacy_path: Path, model_path: Path, samples, out: Path):
             overlay = mark_boundaries(mark_boundaries(shown, labels, color=(0.1, 0.9, 0.2)), predicted, color=(1.0, 0.1, 0.9))
             axis.imshow(overlay)
             estimate = f", diameter {info['diameter']:.0f} px (true {median_diameter(labels):.0f})" if info['diameter'] else ''
-            axis.set_title(f"{name}: {predicted.max()} found, DSB {dsb:.2f}{estimate}", fontsize=9)
+            axis.set_title(f"{name}\n{predicted.max()} found, DSB {dsb:.2f}{estimate}", fontsize=10)
             results.append(dict(case=title, model=name, dsb=dsb, found=int(predicted.max()), true=int(labels.max()), diameter=info['diameter']))
     for axis in axes.ravel(): axis.set_axis_off()
     figure.suptitle(f"validation image {sample.id[:8]}: true outlines green, predicted magenta", fontsize=10)
-    figure.tight_layout()
+    figure.tight_layout(h_pad=2.0)
     out.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(out, dpi=60)
+    figure.savefig(out, dpi=72)
     return dict(image=sample.id, figure=str(out), cases=results)
 
 RECIPES = {

@@ -28,9 +28,9 @@ def _import_tensorflow_quietly():
 _import_tensorflow_quietly()
 
 from . import __version__
-from .data import PROTOCOLS, dataset_summary, download_bbbc038, load_dsb, markdown_table, resolve_data, write_synthetic_dataset
+from .data import PROTOCOLS, dataset_summary, download_bbbc038, load_dsb, markdown_table, resolve_data, write_json, write_synthetic_dataset
 from .models import DECODERS
-from .train import LOSSES, PRECISIONS, STRATEGIES, train
+from .train import LOSSES, PRECISIONS, STRATEGIES, check_outside_data, train
 from .evaluate import evaluate, run_ablation, show_extremes, write_evaluation
 from .predict import OUTPUT_FORMATS, check_writable, predict_paths
 from .normalize import CHANNEL_RULES
@@ -97,11 +97,11 @@ def _provenance() -> dict:
 def command_ablation(arguments) -> int:
     "Train and evaluate every decoder (and the article's protocol) on the same budget; write a JSON table."
     if arguments.out.exists() and arguments.out.is_dir(): raise ValueError(f"{arguments.out}: is a folder; give a .json file path")
+    check_outside_data(arguments.out, resolve_data(arguments.data))
     check_writable(arguments.out.parent, 'ablation table')  # before hours of training, not after
     result = {**_provenance(), **run_ablation(arguments.data, tuple(arguments.seeds), arguments.epochs, arguments.crop, arguments.batch_size)}
     arguments.out.parent.mkdir(parents=True, exist_ok=True)
-    temporary = arguments.out.with_name(f'.{arguments.out.name}.partial')
-    temporary.write_text(json.dumps(result, indent=2) + '\n'); os.replace(temporary, arguments.out)
+    write_json(arguments.out, result)
     print(markdown_table(result['table']))
     return 0
 
@@ -121,8 +121,7 @@ def command_tune(arguments) -> int:
     print(json.dumps(dict(postprocessing=summary['postprocessing'], dsb_score=summary['dsb_score'], images=summary['images'])))
     if arguments.write:
         target = arguments.model.parent/'postprocess.json'
-        temporary = target.with_name(f'.{target.name}.partial')
-        temporary.write_text(json.dumps(summary['postprocessing'], indent=2) + '\n'); os.replace(temporary, target)
+        write_json(target, summary['postprocessing'])
         print(f"written to {target}", file=sys.stderr)
     return 0
 

@@ -39,10 +39,10 @@ Image.MAX_IMAGE_PIXELS = None  # Pillow's decompression-bomb guard is replaced b
 __all__ = ['IMAGE_SUFFIXES', 'MIN_IMAGE_SIDE', 'MAX_PIXELS', 'SYNTHETIC_SIZES', 'BBBC038_URL', 'PROTOCOLS', 'ARTICLE_SIZE',
            'INTENSITY_AUGMENTATIONS', 'max_pixels', 'read_array', 'to_rgb_uint8', 'read_image', 'masks_to_labels',
            'Sample', 'read_dsb_sample', 'list_dsb_samples', 'load_dsb', 'list_images', 'read_labels',
-           'synthesize_sample', 'show_samples', 'write_dsb_sample', 'write_synthetic_dataset', 'cache_dir',
-           'synthetic_dataset', 'resolve_data', 'safe_extract', 'download_dataset', 'download_bbbc038',
-           'dataset_summary', 'markdown_table', 'split_ids', 'reflect_pad', 'article_arrays', 'targets',
-           'validation_crops', 'make_dataset']
+           'synthesize_sample', 'show_samples', 'write_atomic', 'write_json', 'write_dsb_sample',
+           'write_synthetic_dataset', 'cache_dir', 'synthetic_dataset', 'resolve_data', 'safe_extract',
+           'download_dataset', 'download_bbbc038', 'dataset_summary', 'markdown_table', 'split_ids', 'reflect_pad',
+           'article_arrays', 'targets', 'validation_crops', 'make_dataset']
 
 # %% ../nbs/00_data.ipynb #3dd35292
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.tif', '.tiff', '.bmp')
@@ -318,7 +318,7 @@ def load_dsb(root: str | Path, # A folder of `<id>/` sample folders in the Kaggl
     workers = workers or max(2, os.cpu_count() or 1)
     with ThreadPoolExecutor(workers) as pool:
         jobs = pool.map(lambda folder: read_dsb_sample(folder, with_masks), folders)
-        samples = list(tqdm(jobs, total=len(folders), desc=f'reading {Path(root).name}', unit='image', disable=not progress, leave=False))
+        samples = list(tqdm(jobs, total=len(folders), desc=f'reading {Path(root).name}', unit='image', disable=None if progress else True, leave=False))
     shared = [s for s in samples if s.shared_pixels]
     if shared:
         warnings.warn(f"{root}: {len(shared)} images have overlapping masks ({sum(s.shared_pixels for s in shared)} shared pixels); "
@@ -413,11 +413,33 @@ def show_samples(samples: list, # `Sample`s or (image, labels) pairs
     return figure
 
 # %% ../nbs/00_data.ipynb #71a121af
+def write_atomic(path: str | Path, # The file to write
+                 write, # Called with a temporary path beside `path`; writes the whole content there
+                ) -> Path:
+    "Write a file all or nothing: `write(temporary)` on a unique hidden name beside `path`, flushed to disk, then renamed to `path`; nothing is left behind when `write` fails."
+    path = Path(path)
+    handle, name = tempfile.mkstemp(prefix=f'.{path.stem[:80]}.', suffix=f'.partial{path.suffix}', dir=path.parent)  # short enough for any file system
+    os.close(handle)
+    temporary = Path(name)
+    try:
+        write(temporary)
+        umask = os.umask(0); os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)  # the permissions of a file created the usual way, not mkstemp's owner-only
+        with open(temporary, 'rb') as written: os.fsync(written.fileno())
+        os.replace(temporary, path)
+    finally:
+        if temporary.exists(): temporary.unlink()
+    return path
+
+def write_json(path: str | Path, # The file to write
+               payload, # Anything `json.dumps` takes
+              ) -> Path:
+    "Write indented JSON with a final newline, atomically (`write_atomic`)."
+    return write_atomic(path, lambda temporary: temporary.write_text(json.dumps(payload, indent=2) + '\n'))
+
 def _save_png(path: Path, array: np.ndarray):
-    "Write a PNG through a temporary name, then rename it into place."
-    temporary = path.with_name(f'.{path.name}.partial')
-    Image.fromarray(array).save(temporary, format='PNG', compress_level=1)
-    os.replace(temporary, path)
+    "Write a PNG atomically."
+    write_atomic(path, lambda temporary: Image.fromarray(array).save(temporary, format='PNG', compress_level=1))
 
 def write_dsb_sample(root: Path, sample_id: str, image: np.ndarray, labels: np.ndarray):
     "Write one image and its instance labels in the DSB layout (RGBA image, one binary PNG per nucleus)."
@@ -441,7 +463,7 @@ def write_synthetic_dataset(root: str | Path, # Folder to create (its parent mus
     root.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f'.{root.name}.', dir=root.parent))
     try:
-        for index in tqdm(range(images), desc='synthesising', unit='image', leave=False):
+        for index in tqdm(range(images), desc='synthesising', unit='image', disable=None, leave=False):
             height, width = SYNTHETIC_SIZES[random.integers(len(SYNTHETIC_SIZES))]
             kind = 'histology' if random.random() < histology_fraction else 'fluorescence'
             image, labels = synthesize_sample(seed * 100_003 + index, height, width, kind)
@@ -655,12 +677,11 @@ def _vary_intensity(seeds, image):
     chance = INTENSITY_AUGMENTATIONS
     image = image / 255.0
     gamma = tf.exp(draw(0, math.log(0.5), math.log(2.0)))  # dim nuclei (gamma > 1) and washed-out ones (gamma < 1)
-    image = tf.where(draw(1) < chance['gamma'], tf.pow(tf.maximum(image, 0.0), gamma), image)
-    image = tf.where(draw(2) < chance['blur'], _gaussian_blur(image, draw(3, 0.3, 1.5)), image)
-    noise = tf.random.stateless_normal(tf.shape(image), seeds[4]) * draw(5, 0.0, 0.05)
-    image = tf.where(draw(6) < chance['noise'], image + noise, image)
-    grey = tf.repeat(tf.reduce_mean(image, axis=-1, keepdims=True), 3, axis=-1)
-    image = tf.where(draw(7) < chance['grey'], grey, image)
+    # tf.cond computes only the branch taken: most crops skip most of these operations
+    image = tf.cond(draw(1) < chance['gamma'], lambda: tf.pow(tf.maximum(image, 0.0), gamma), lambda: image)
+    image = tf.cond(draw(2) < chance['blur'], lambda: _gaussian_blur(image, draw(3, 0.3, 1.5)), lambda: image)
+    image = tf.cond(draw(6) < chance['noise'], lambda: image + tf.random.stateless_normal(tf.shape(image), seeds[4]) * draw(5, 0.0, 0.05), lambda: image)
+    image = tf.cond(draw(7) < chance['grey'], lambda: tf.repeat(tf.reduce_mean(image, axis=-1, keepdims=True), 3, axis=-1), lambda: image)
     return tf.clip_by_value(image, 0.0, 1.0) * 255.0
 
 def _augment(seed, image, target, crop_size: int, geometric: bool = True, jitter: bool = True,

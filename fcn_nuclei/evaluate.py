@@ -27,10 +27,10 @@ from skimage import measure, segmentation, transform
 from skimage.feature import peak_local_max
 
 from . import __version__
-from .data import ARTICLE_SIZE, Sample, load_dsb, resolve_data, split_ids
+from .data import ARTICLE_SIZE, Sample, load_dsb, resolve_data, split_ids, write_atomic, write_json
 from .models import call_model, predict_padded
 from .normalize import median_diameter, model_normalization, predict_native, scale_postprocessing
-from .train import _write_json, train
+from .train import train
 
 # %% auto #0
 __all__ = ['DSB_THRESHOLDS', 'METHODS', 'ABLATION', 'intersection_table', 'object_scores', 'pixel_scores',
@@ -291,14 +291,13 @@ def write_evaluation(out: str | Path, summary: dict, rows: list[dict], figure=No
     out = Path(out)
     if out.exists() and not out.is_dir(): raise ValueError(f"{out}: output path is a file, not a folder")
     out.mkdir(parents=True, exist_ok=True)
-    _write_json(out/'summary.json', summary)
-    _write_json(out/'postprocess.json', summary['postprocessing'])
-    temporary = out/'.per_image.csv.partial'
-    with open(temporary, 'w', newline='') as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else ['id']); writer.writeheader(); writer.writerows(rows)
-    os.replace(temporary, out/'per_image.csv')
-    if figure is not None:
-        figure.savefig(out/'.extremes.partial.png', dpi=70); os.replace(out/'.extremes.partial.png', out/'extremes.png')
+    write_json(out/'summary.json', summary)
+    write_json(out/'postprocess.json', summary['postprocessing'])
+    def write_rows(temporary):
+        with open(temporary, 'w', newline='') as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else ['id']); writer.writeheader(); writer.writerows(rows)
+    write_atomic(out/'per_image.csv', write_rows)
+    if figure is not None: write_atomic(out/'extremes.png', lambda temporary: figure.savefig(temporary, dpi=70))
     return out
 
 # %% ../nbs/05_evaluation.ipynb #b5b0ebbc

@@ -27,7 +27,7 @@ __all__ = ['CHANNEL_RULES', 'PERCENTILES', 'ESTIMATION_STEPS', 'ESTIMATION_SIDE'
            'detect_channel_rule', 'apply_channel_rule', 'percentile_stretch', 'normalize_image', 'nucleus_diameters',
            'median_diameter', 'resize_image', 'resize_probabilities', 'resize_labels', 'scaled_size', 'Normalization',
            'prepare_sample', 'foreground_statistics', 'diameter_candidates', 'choose_diameter', 'estimate_diameter',
-           'model_normalization', 'scale_postprocessing', 'predict_native']
+           'model_normalization', 'scale_postprocessing', 'check_request', 'predict_native']
 
 # %% ../nbs/06_generalisation.ipynb #78213822
 CHANNEL_RULES = ('auto', 'grey', 'rgb', 'red', 'green', 'blue', 'max')
@@ -189,9 +189,9 @@ def prepare_sample(sample: Sample, # A labelled sample as read
     return Sample(sample.id, image, labels, sample.shared_pixels)
 
 # %% ../nbs/06_generalisation.ipynb #851605c1
-ESTIMATION_STEPS = tuple(0.5 * step for step in range(-2, 6))  # candidate diameters: the training diameter x 2**step, from /2 to x5.7
+ESTIMATION_STEPS = tuple(0.5 * step for step in range(-2, 8))  # candidate diameters: the training diameter x 2**step, from /2 to x11.3
 ESTIMATION_SIDE = 512  # each candidate looks at (at most) this centred square of the rescaled image
-SCALE_LIMITS = (1 / 8, 4.0)  # never shrink an image more than 8x or enlarge it more than 4x
+SCALE_LIMITS = (1 / 16, 4.0)  # never shrink an image more than 16x or enlarge it more than 4x
 
 def foreground_statistics(probability: np.ndarray, # (H, W) nucleus probability
                           threshold: float = 0.5, # Foreground above this
@@ -220,7 +220,7 @@ def diameter_candidates(model: keras.Model, # A trained model
         candidate = training_diameter * 2 ** step
         scale = float(np.clip(training_diameter / candidate, *SCALE_LIMITS))
         size = scaled_size(*image.shape[:2], scale)
-        if min(size) < 8: continue
+        if min(size) < 8 or (scale < 1 and min(size) < 2 * training_diameter): continue  # a nucleus larger than half the image cannot be measured
         # crop before resizing: resize only the window that will be predicted
         window = _centre_crop(image, max(8, math.ceil(ESTIMATION_SIDE / scale)))
         resized = resize_image(window, *scaled_size(*window.shape[:2], scale))
@@ -266,6 +266,16 @@ def scale_postprocessing(setting: dict, # Post-processing settings, in pixels of
     if 'min_size' in scaled: scaled['min_size'] = max(1, round(scaled['min_size'] / scale ** 2))
     return scaled
 
+def check_request(normalization: Normalization | None, # The model's contract (`model_normalization`)
+                  diameter: float | None = None, # A nucleus diameter the user gave
+                  channel: str | None = None, # A channel rule the user gave
+                 ):
+    "Raise `ValueError`, before any image is read, for a `--diameter` or `--channel` that is invalid or that the model cannot honour."
+    if diameter is not None and not (np.isfinite(diameter) and diameter > 0): raise ValueError(f"--diameter must be a positive number of pixels, got {diameter}")
+    if channel is not None and channel not in CHANNEL_RULES: raise ValueError(f"unknown channel rule {channel!r}: use one of {CHANNEL_RULES}")
+    if normalization is None and (diameter is not None or channel is not None): raise ValueError("this model stores no input contract (trained before it existed): --diameter and --channel need a model trained with normalisation")
+    if normalization is not None and not normalization.diameter and diameter is not None: raise ValueError("this model was trained at native scale: it has no training diameter to rescale --diameter to")
+
 def predict_native(model: keras.Model, # A trained model
                    image: np.ndarray, # An image as read from its file (`read_array`), any dtype and channels
                    normalization: Normalization | None, # The model's contract (`model_normalization`); None: legacy, native scale
@@ -276,14 +286,12 @@ def predict_native(model: keras.Model, # A trained model
                   ) -> tuple[np.ndarray, dict]:
     "Probabilities at the image's native size, and what was done: channel rule, diameter (estimated or given) and scale."
     predict_function = predict_function or (lambda prepared: predict_padded(model, prepared))
-    if diameter is not None and not (np.isfinite(diameter) and diameter > 0): raise ValueError(f"diameter must be a positive number of pixels, got {diameter}")
+    check_request(normalization, diameter, channel)
     if normalization is None:
-        if diameter is not None or channel is not None: raise ValueError("this model stores no input contract (trained before it existed): --diameter and --channel need a model trained with normalisation")
         prepared = to_rgb_uint8(image, source)
         return predict_function(prepared), dict(channel='rgb', diameter=None, scale=1.0, estimated=False)
     prepared, rule = normalization.prepare(image, channel, source)
     if not normalization.diameter:
-        if diameter is not None: raise ValueError("this model was trained at native scale: it has no training diameter to rescale --diameter to")
         return predict_function(prepared), dict(channel=rule, diameter=None, scale=1.0, estimated=False)
     estimated = diameter is None
     if estimated: diameter = estimate_diameter(model, prepared, normalization.diameter)

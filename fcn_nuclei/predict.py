@@ -23,14 +23,14 @@ import tifffile
 from PIL import Image
 from tqdm.auto import tqdm
 
-from .data import IMAGE_SUFFIXES, list_images, read_array, read_image, read_labels
+from .data import IMAGE_SUFFIXES, list_images, read_array, read_image, read_labels, write_atomic
 from .evaluate import default_postprocessing, load_model, object_scores, probabilities_to_labels, read_postprocessing
 from .models import STRIDE, build_fcn, call_model, pad_to_stride
-from .normalize import CHANNEL_RULES, Normalization, model_normalization, predict_native, scale_postprocessing
+from .normalize import CHANNEL_RULES, Normalization, check_request, model_normalization, predict_native, scale_postprocessing
 
 # %% auto #0
-__all__ = ['OUTPUT_FORMATS', 'predict_probabilities', 'load_postprocessing', 'predict_image', 'rle_encode', 'rle_decode',
-           'labels_to_rle', 'collect_inputs', 'write_label_image', 'check_outputs', 'PredictionReport',
+__all__ = ['OUTPUT_FORMATS', 'tile_starts', 'predict_probabilities', 'load_postprocessing', 'predict_image', 'rle_encode',
+           'rle_decode', 'labels_to_rle', 'collect_inputs', 'write_label_image', 'check_outputs', 'PredictionReport',
            'check_writable', 'predict_paths']
 
 # %% ../nbs/07_inference.ipynb #7788138b
@@ -68,7 +68,10 @@ def _blend_window(height: int, width: int, overlap: int, top: bool = True, botto
     "Per-pixel weight of a tile: 1 inside, ramping towards each edge that another tile shares (never at the image's border)."
     return np.outer(_ramp(height, min(overlap, height // 2), top, bottom), _ramp(width, min(overlap, width // 2), left, right))
 
-def _tile_starts(length: int, tile: int, step: int) -> list[int]:
+def tile_starts(length: int, # Image side in pixels
+                tile: int, # Tile side
+                step: int, # Distance between successive tiles (tile minus overlap)
+               ) -> list[int]:
     "Tile offsets on multiples of the stride covering `length` (the last tile flush with the end)."
     if length <= tile: return [0]
     starts = list(range(0, length - tile, step)) + [length - tile]
@@ -93,8 +96,8 @@ def predict_probabilities(model: keras.Model, # A model from `build_fcn` or `tra
     rows, columns = padded.shape[:2]
     tile_rows, tile_columns = min(tile, rows), min(tile, columns)  # a side shorter than the tile is one tile, unpadded
     total, weight = None, np.zeros((rows, columns, 1), np.float32)
-    for top in _tile_starts(rows, tile_rows, tile_rows - overlap):
-        for left in _tile_starts(columns, tile_columns, tile_columns - overlap):
+    for top in tile_starts(rows, tile_rows, tile_rows - overlap):
+        for left in tile_starts(columns, tile_columns, tile_columns - overlap):
             window = _blend_window(tile_rows, tile_columns, overlap, top > 0, top + tile_rows < rows, left > 0, left + tile_columns < columns)[..., None]
             prediction = _predict_whole(model, padded[top:top + tile_rows, left:left + tile_columns], tta)
             if total is None: total = np.zeros((rows, columns, prediction.shape[-1]), np.float32)
@@ -183,26 +186,14 @@ def collect_inputs(inputs: list[str | Path], # Image files, folders of images, o
     if duplicates: raise ValueError(f"two inputs share the name {duplicates[0]!r}; their outputs would overwrite each other")
     return found
 
-def _write_atomic(path: Path, write):
-    "Call `write(temporary_path)` on a unique temporary name beside `path`, flush it to disk, then rename it to `path`; nothing is left behind on failure."
-    handle, name = tempfile.mkstemp(prefix=f'.{path.stem[:80]}.', suffix=f'.partial{path.suffix}', dir=path.parent)  # short enough for any file system
-    os.close(handle)
-    temporary = Path(name)
-    try:
-        write(temporary)
-        with open(temporary, 'rb') as written: os.fsync(written.fileno())
-        os.replace(temporary, path)
-    finally:
-        if temporary.exists(): temporary.unlink()
-
 def write_label_image(path: Path, labels: np.ndarray):
     "Write a label image atomically: PNG (`uint16`, at most 65,535 nuclei) or TIFF (`uint16`, `uint32` above that), by suffix."
     count = int(labels.max()) if labels.size else 0
     if path.suffix.lower() in ('.tif', '.tiff'):
         dtype = np.uint16 if count <= np.iinfo(np.uint16).max else np.uint32
-        _write_atomic(path, lambda temporary: tifffile.imwrite(temporary, labels.astype(dtype)))
+        write_atomic(path, lambda temporary: tifffile.imwrite(temporary, labels.astype(dtype)))
     elif count > np.iinfo(np.uint16).max: raise ValueError(f"{path}: {count:,} nuclei do not fit a 16-bit PNG; use --format tiff (32-bit labels)")
-    else: _write_atomic(path, lambda temporary: Image.fromarray(labels.astype(np.uint16)).save(temporary, format='PNG'))
+    else: write_atomic(path, lambda temporary: Image.fromarray(labels.astype(np.uint16)).save(temporary, format='PNG'))
 
 def check_outputs(out: Path, # The output folder
                   outputs: list[Path], # Every file the run will write
@@ -254,7 +245,6 @@ def predict_paths(model_path: str | Path, # A `.keras` model from `train`
     "Predict instance labels for every input image and write `predictions.csv` (diameter, scale, nuclei per image); bad files are reported, not fatal; inputs are never written."
     if output_format not in OUTPUT_FORMATS: raise ValueError(f"unknown format {output_format!r}: use one of {OUTPUT_FORMATS}")
     if tile is not None and (tile < STRIDE or tile % STRIDE): raise ValueError(f"--tile must be a positive multiple of {STRIDE}, got {tile}")
-    if channel is not None and channel not in CHANNEL_RULES: raise ValueError(f"unknown channel rule {channel!r}: use one of {CHANNEL_RULES}")
     out, model_path = Path(out), Path(model_path)
     if out.exists() and not out.is_dir(): raise ValueError(f"{out}: output path is a file, not a folder")
     report = PredictionReport()
@@ -268,6 +258,7 @@ def predict_paths(model_path: str | Path, # A `.keras` model from `train`
     model = load_model(model_path)
     postprocessing = load_postprocessing(model_path, model)
     normalization = model_normalization(model_path)
+    check_request(normalization, diameter, channel)
     check_writable(out, 'label images')
     if csv_path: check_writable(Path(csv_path).parent, 'run-length CSV')
     started, rows, table = time.perf_counter(), [], []
@@ -279,10 +270,10 @@ def predict_paths(model_path: str | Path, # A `.keras` model from `train`
         report.written.append(out/f'{image_id}{suffix}'); report.nuclei[image_id] = int(labels.max())
         if probabilities:
             scaled = np.clip(probability[..., 0] * 255 + 0.5, 0, 255).astype(np.uint8)
-            _write_atomic(out/f'{image_id}_probability.png', lambda temporary: Image.fromarray(scaled).save(temporary, format='PNG'))
+            write_atomic(out/f'{image_id}_probability.png', lambda temporary: Image.fromarray(scaled).save(temporary, format='PNG'))
         if csv_path: rows.extend((image_id, encoded) for encoded in labels_to_rle(labels) or [''])
 
-    for image_id, path in tqdm(items, desc='predicting', unit='image', disable=not progress, leave=False):
+    for image_id, path in tqdm(items, desc='predicting', unit='image', disable=None if progress else True, leave=False):
         try:
             image = read_array(path)
             probability, info = predict_native(model, image, normalization, lambda prepared: predict_probabilities(model, prepared, tile=tile, tta=tta),
@@ -292,18 +283,18 @@ def predict_paths(model_path: str | Path, # A `.keras` model from `train`
                               diameter=info['diameter'], diameter_estimated=info['estimated'], scale=info['scale'], nuclei=report.nuclei[image_id]))
             if progress and info['diameter']:
                 tqdm.write(f"{image_id}: diameter {info['diameter']:.1f} px ({'estimated' if info['estimated'] else 'given'}), channel {info['channel']}, {report.nuclei[image_id]} nuclei", file=sys.stderr)
-        except ValueError as error: report.failures.append((str(path), str(error)))
+        except ValueError as error: report.failures.append((str(path), str(error) if str(path) in str(error) else f"{path}: {error}"))
         except (OSError, MemoryError, RuntimeError) as error:  # one image's failure (a full disk, too little memory) must not lose the others
             report.failures.append((str(path), f"{path}: {type(error).__name__}: {error}"))
     if table:
         def write_table(temporary):
             with open(temporary, 'w', newline='') as handle:
                 writer = csv.DictWriter(handle, fieldnames=list(table[0])); writer.writeheader(); writer.writerows(table)
-        _write_atomic(out/'predictions.csv', write_table)
+        write_atomic(out/'predictions.csv', write_table)
     if csv_path:
         def write_csv(temporary):
             with open(temporary, 'w', newline='') as handle:
                 writer = csv.writer(handle); writer.writerow(['ImageId', 'EncodedPixels']); writer.writerows(rows)
-        _write_atomic(Path(csv_path), write_csv)
+        write_atomic(Path(csv_path), write_csv)
     report.seconds = time.perf_counter() - started
     return report

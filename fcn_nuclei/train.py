@@ -25,13 +25,14 @@ import tensorflow as tf
 from keras import ops
 
 from . import __version__
-from .data import PROTOCOLS, load_dsb, make_dataset, resolve_data, split_ids
+from .data import PROTOCOLS, load_dsb, make_dataset, resolve_data, split_ids, write_atomic, write_json
 from .models import DECODERS, STRIDE, build_fcn
 from .normalize import Normalization, median_diameter, prepare_sample
 
 # %% auto #0
 __all__ = ['LOSSES', 'STRATEGIES', 'PRECISIONS', 'RUN_FILES', 'bce_loss', 'soft_dice_loss', 'bce_dice_loss', 'PixelIoU',
-           'PixelDice', 'AtomicBestCheckpoint', 'cosine_schedule', 'make_strategy', 'plot_curves', 'train']
+           'PixelDice', 'AtomicBestCheckpoint', 'cosine_schedule', 'make_strategy', 'check_outside_data', 'plot_curves',
+           'train']
 
 # %% ../nbs/04_training.ipynb #62cf806e
 @keras.saving.register_keras_serializable(package='fcn_nuclei')
@@ -88,12 +89,6 @@ class PixelDice(_PixelCounts):
         return ops.cast(ops.where(total > 0, 2 * overlap / ops.maximum(total, 1), 1.0), 'float32')
 
 # %% ../nbs/04_training.ipynb #bcbdbc18
-def _write_json(path: Path, payload: dict):
-    "Write JSON through a temporary name, then rename it into place."
-    temporary = path.with_name(f'.{path.name}.partial')
-    temporary.write_text(json.dumps(payload, indent=2) + '\n')
-    os.replace(temporary, path)
-
 class AtomicBestCheckpoint(keras.callbacks.Callback):
     "Save the whole model whenever `monitor` improves, via a temporary file renamed into place; survives resumption."
     def __init__(self, path: str | Path, monitor: str = 'val_iou', mode: str = 'max'):
@@ -112,11 +107,10 @@ class AtomicBestCheckpoint(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         value = (logs or {}).get(self.monitor)
         if value is None or not math.isfinite(value) or not self._improved(value): return
-        temporary = self.path.with_name(f'.{self.path.stem}.partial.keras')
-        keras.Model(self.model.inputs, self.model.outputs, name=self.model.name).save(temporary)  # a plain Functional model, whatever trained it
-        os.replace(temporary, self.path)
+        plain = keras.Model(self.model.inputs, self.model.outputs, name=self.model.name)  # a plain Functional model, whatever trained it
+        write_atomic(self.path, plain.save)
         self.best = float(value)
-        _write_json(self.record, {self.monitor: self.best, 'epoch': epoch + 1})
+        write_json(self.record, {self.monitor: self.best, 'epoch': epoch + 1})
 
 def cosine_schedule(learning_rate: float, epochs: int, final_fraction: float = 0.05):
     "Learning rate for each epoch: cosine decay from `learning_rate` to `final_fraction` of it."
@@ -190,6 +184,15 @@ def _check_settings(variant, protocol, loss, strategy, crop, batch_size, epochs,
     if batch_size < 1 or epochs < 1: raise ValueError(f"batch size and epochs must be at least 1, got {batch_size} and {epochs}")
     if Path(out).exists() and not Path(out).is_dir(): raise ValueError(f"{out}: output path is a file, not a folder")
 
+def check_outside_data(out: str | Path, # An output folder or file
+                       data_folder: str | Path, # The dataset it is made from
+                      ):
+    "Refuse an output that is, or is inside, the dataset folder: the dataset is an input, and the next load would read the run as a sample."
+    resolved, data_resolved = Path(out).resolve(), Path(data_folder).resolve()
+    if resolved == data_resolved or data_resolved in resolved.parents:
+        where = 'the dataset folder' if resolved == data_resolved else f'inside the dataset {data_folder}'
+        raise ValueError(f"{out}: is {where}, an input that is never written; choose a folder outside it")
+
 def plot_curves(history_csv: str | Path, # `history.csv` written by `train`
                 path: str | Path | None = None, # Save the figure here (PNG), through a temporary name
                ):
@@ -204,8 +207,7 @@ def plot_curves(history_csv: str | Path, # `history.csv` written by `train`
     for axis in (left, right): axis.legend(); axis.grid(alpha=0.3)
     figure.tight_layout()
     if path:
-        path = Path(path); temporary = path.with_name(f'.{path.stem}.partial.png')
-        figure.savefig(temporary, dpi=80); os.replace(temporary, path)
+        write_atomic(path, lambda temporary: figure.savefig(temporary, dpi=80))
     return figure
 
 def _number(text) -> float:
@@ -219,10 +221,10 @@ def _deduplicate_history(path: Path):
     if not rows: return
     latest = {row['epoch']: row for row in rows}
     ordered = [latest[key] for key in sorted(latest, key=int)]
-    temporary = path.with_name(f'.{path.name}.partial')
-    with open(temporary, 'w', newline='') as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0])); writer.writeheader(); writer.writerows(ordered)
-    os.replace(temporary, path)
+    def write_rows(temporary):
+        with open(temporary, 'w', newline='') as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0])); writer.writeheader(); writer.writerows(ordered)
+    write_atomic(path, write_rows)
 
 # %% ../nbs/04_training.ipynb #3dd1a3d0
 def train(data: str | Path | None = None, # Dataset folder, 'synthetic' or 'bbbc038' (None: $FCN_NUCLEI_DATA, else synthetic)
@@ -264,6 +266,7 @@ def train(data: str | Path | None = None, # Dataset folder, 'synthetic' or 'bbbc
     data_folder = None
     if samples is None:
         data_folder = resolve_data(data)
+        check_outside_data(out, data_folder)
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')
             samples = load_dsb(data_folder, progress=verbose != 0)
@@ -302,7 +305,7 @@ def train(data: str | Path | None = None, # Dataset folder, 'synthetic' or 'bbbc
                   data_path=str(data_folder.resolve()) if data_folder else None, validation_ids=sorted(validation_ids), all_images=all_images,
                   machine=f"{os.cpu_count()} CPU cores, {platform.machine()}", command=' '.join(sys.argv))
     _claim_run_folder(out, config, overwrite)
-    _write_json(out/'config.json', config)
+    write_json(out/'config.json', config)
 
     with distribution.scope():
         previous_policy = keras.mixed_precision.global_policy()
@@ -341,7 +344,7 @@ def train(data: str | Path | None = None, # Dataset folder, 'synthetic' or 'bbbc
                    best_epoch=int(best['epoch']) + 1 if best else None, epochs_run=len(rows), stopped_on_nan=any(not math.isfinite(_number(row['loss'])) for row in rows),
                    train_seconds=round(time.perf_counter() - started, 1), validation_images=len(validation_samples), protocol=protocol, variant=variant)
     if chief:
-        _write_json(out/'metrics.json', metrics)
+        write_json(out/'metrics.json', metrics)
         import matplotlib
         if rows: plot_curves(out/'history.csv', out/'curves.png'); matplotlib.pyplot.close('all')
     else: shutil.rmtree(out, ignore_errors=True)
