@@ -20,7 +20,7 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 import numpy as np
 from PIL import Image
 
-from fcn_nuclei.data import load_dsb, split_ids
+from fcn_nuclei.data import load_dsb, split_ids, write_atomic
 from fcn_nuclei.evaluate import load_model, object_scores, probabilities_to_labels
 from fcn_nuclei.predict import predict_probabilities
 from fcn_nuclei.normalize import median_diameter, normalize_image, model_normalization, predict_native, resize_image, resize_labels, scale_postprocessing, scaled_size
@@ -54,9 +54,11 @@ CONDITIONS = {
     'grey in the blue channel': lambda image, labels: (_in_blue(image), labels) if _grey(image) else None,
 }
 
+TTA = False  # --tta: average the 8 flips and rotations, as `fcn-nuclei predict --tta` does
+
 def score(model, normalization, setting, image, labels, source, diameter=None, keep=None):
     "DSB score and diameter estimate of one (transformed) image, predicted as `fcn-nuclei predict` does (tiled when large); `keep` (a dict) receives the predicted labels under 'labels'."
-    probabilities, info = predict_native(model, image, normalization, lambda prepared: predict_probabilities(model, prepared), diameter=diameter, source=source)
+    probabilities, info = predict_native(model, image, normalization, lambda prepared: predict_probabilities(model, prepared, tta=TTA), diameter=diameter, source=source)
     predicted = probabilities_to_labels(probabilities, **scale_postprocessing(setting, info['scale']))
     if keep is not None: keep['labels'] = predicted
     return dict(dsb=object_scores(labels, predicted)['dsb'], diameter=info['diameter'], true_diameter=median_diameter(labels))
@@ -216,6 +218,7 @@ def main():
     parser.add_argument('--data', required=True, help='the DSB training set (the models\' validation ids are read from it)')
     parser.add_argument('--out', type=Path, required=True, help='JSON file to write')
     parser.add_argument('--conditions', nargs='+', default=list(CONDITIONS), choices=list(CONDITIONS))
+    parser.add_argument('--tta', action='store_true', help='robustness: predict with test-time augmentation (the 8 flips and rotations)')
     parser.add_argument('--limit', type=int, default=None, help='score only the first N validation images (a quick look)')
     parser.add_argument('--figure', type=Path, default=None, help='instead: draw the two failures and their fix to this PNG (models: the model without a contract, then the one with it)')
     parser.add_argument('--recipe', action='store_true', help='instead: train the default recipe and variants without each of its parts, short budget (the models argument is ignored)')
@@ -223,19 +226,20 @@ def main():
     parser.add_argument('--epochs', type=int, default=6, help='--loko: epochs per model (default: 6)')
     parser.add_argument('--crops-per-image', type=int, default=1, help='--loko: crops per image per epoch (default: 1)')
     arguments = parser.parse_args()
+    global TTA
+    TTA = arguments.tta
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
         samples = load_dsb(arguments.data, progress=False)
     import platform, subprocess
     result = dict(command='python ' + ' '.join(sys.argv), date=time.strftime('%Y-%m-%d %H:%M'),
                   machine=f"{os.cpu_count()} CPU cores, {platform.machine()}",
-                  commit=subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], capture_output=True, text=True).stdout.strip(),
+                  commit=subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], capture_output=True, text=True).stdout.strip(), tta=TTA,
                   **(dict(figure=failure_figure(*arguments.models, samples, arguments.figure)) if arguments.figure else
                      dict(recipe_ablation=recipe_ablation(samples, arguments.epochs, arguments.crops_per_image, arguments.limit or 40, arguments.conditions)) if arguments.recipe else
                      dict(leave_one_kind_out=leave_one_kind_out(samples, arguments.epochs, arguments.crops_per_image)) if arguments.loko else
                      dict(models={str(path): robustness(path, samples, arguments.conditions, arguments.limit) for path in arguments.models})))
     arguments.out.parent.mkdir(parents=True, exist_ok=True)
-    temporary = arguments.out.with_name(f'.{arguments.out.name}.partial')
-    temporary.write_text(json.dumps(result, indent=1) + '\n'); os.replace(temporary, arguments.out)
+    write_atomic(arguments.out, lambda temporary: temporary.write_text(json.dumps(result, indent=1) + '\n'))
 
 if __name__ == '__main__': main()

@@ -28,7 +28,7 @@ def _import_tensorflow_quietly():
 _import_tensorflow_quietly()
 
 from . import __version__
-from .data import PROTOCOLS, dataset_summary, download_bbbc038, load_dsb, markdown_table, resolve_data, write_json, write_synthetic_dataset
+from .data import MAX_PIXELS, PROTOCOLS, dataset_summary, download_bbbc038, load_dsb, markdown_table, resolve_data, write_json, write_synthetic_dataset
 from .models import DECODERS
 from .train import LOSSES, PRECISIONS, STRATEGIES, check_outside_data, train
 from .evaluate import evaluate, run_ablation, show_extremes, write_evaluation
@@ -70,7 +70,7 @@ def command_train(arguments) -> int:
                     zoom=tuple(arguments.zoom), intensity=not arguments.no_intensity, all_images=arguments.all_images, overwrite=arguments.overwrite)
     print(json.dumps(metrics, indent=2))
     print(f"model, history, config, metrics and curves written to {arguments.out}", file=sys.stderr)
-    return 0
+    return 1 if metrics.get('stopped_on_nan') else 0  # a run that diverged failed, even though its last good model is kept
 
 def command_evaluate(arguments) -> int:
     "Evaluate a trained model: print a JSON summary; write per-image scores and a figure of the best and worst images."
@@ -79,6 +79,7 @@ def command_evaluate(arguments) -> int:
         if arguments.out.resolve() == arguments.model.resolve().parent: raise ValueError(f"{arguments.out}: is the model's folder, whose postprocess.json the evaluation would replace; choose a folder of its own")
         check_writable(arguments.out, 'evaluation')
     summary, rows, probabilities, samples = evaluate(arguments.model, arguments.data, split=arguments.split, tune=arguments.tune, diameter=arguments.diameter, channel=arguments.channel)
+    if summary['trained_on_these_images']: print(f"fcn-nuclei evaluate: note: {arguments.model} was trained on every image (--all-images), these included: the scores are optimistic", file=sys.stderr)
     print(json.dumps(summary, indent=2))
     if arguments.out:
         import matplotlib; matplotlib.use('Agg')
@@ -118,6 +119,7 @@ def command_predict(arguments) -> int:
 def command_tune(arguments) -> int:
     "Choose the post-processing on a model's validation split; with --write, store it beside the model for `predict`."
     summary = evaluate(arguments.model, arguments.data, split='validation', tune=True, diameter=arguments.diameter)[0]
+    if summary['trained_on_these_images']: print(f"fcn-nuclei tune: note: {arguments.model} was trained on every image (--all-images): the settings are tuned on images it has seen", file=sys.stderr)
     print(json.dumps(dict(postprocessing=summary['postprocessing'], dsb_score=summary['dsb_score'], images=summary['images'])))
     if arguments.write:
         target = arguments.model.parent/'postprocess.json'
@@ -210,6 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
     download = commands.add_parser('download', help='download the real training set (BBBC038 stage1_train) into the cache')
     download.add_argument('--cache', type=Path, default=None, help='cache folder (default: $FCN_NUCLEI_CACHE or the platform cache)')
     download.set_defaults(handler=command_download)
+    for reader in (summary, training, evaluation, ablation, prediction, tuning):
+        reader.add_argument('--max-pixels', type=float, default=None, metavar='MP',
+                            help=f"refuse images larger than this many megapixels, checked from each file's header before decoding (default: {MAX_PIXELS / 1e6:.0f}, or $FCN_NUCLEI_MAX_PIXELS)")
     return parser
 
 def main(argv: list[str] | None = None, # Arguments (default: `sys.argv[1:]`)
@@ -217,6 +222,11 @@ def main(argv: list[str] | None = None, # Arguments (default: `sys.argv[1:]`)
     "Entry point of the `fcn-nuclei` command."
     arguments = build_parser().parse_args(argv)
     name = f"fcn-nuclei {arguments.command}"
+    if getattr(arguments, 'max_pixels', None) is not None:
+        if not arguments.max_pixels > 0:
+            print(f"{name}: error: --max-pixels must be a positive number of megapixels, got {arguments.max_pixels}", file=sys.stderr)
+            return 2
+        os.environ['FCN_NUCLEI_MAX_PIXELS'] = str(int(arguments.max_pixels * 1e6))
     try: return arguments.handler(arguments)
     except KeyboardInterrupt:
         print(f"{name}: interrupted; files already finished are complete, nothing half-written was kept", file=sys.stderr)

@@ -61,7 +61,7 @@ def max_pixels() -> int:
 def _check_pixels(path: Path, height: int, width: int):
     "Refuse an image larger than `max_pixels()` before it is decoded."
     if height * width > max_pixels():
-        raise ValueError(f"{path}: image is {width}x{height} pixels ({height * width / 1e6:.0f} MP), above the limit of {max_pixels() / 1e6:.0f} MP (set FCN_NUCLEI_MAX_PIXELS to raise it)")
+        raise ValueError(f"{path}: image is {width}x{height} pixels ({height * width / 1e6:.3g} MP), above the limit of {max_pixels() / 1e6:.3g} MP (raise it with --max-pixels MP or $FCN_NUCLEI_MAX_PIXELS)")
 
 def _read_tiff(path: Path) -> np.ndarray:
     "One 2-D image from a TIFF by its axes: channels (C, S) kept, singleton axes dropped; stacks, volumes and time series refused."

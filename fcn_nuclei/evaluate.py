@@ -224,6 +224,7 @@ def evaluate(model_path: str | Path, # A `.keras` file from `train`
         rows.append(dict(id=sample.id, kind=sample.kind, **pixel_scores(sample.mask, probability[..., 0] > setting['threshold']), **object_scores(sample.labels, predicted),
                          true_diameter=round(median_diameter(sample.labels), 2), diameter=info['diameter'], scale=info['scale']))
     summary = dict(model=str(model_path), data=str(data_folder or 'samples'), split=split, images=len(rows), protocol=protocol,
+                   trained_on_these_images=bool(config.get('all_images')) and split == 'validation',  # a model to ship, trained on every image: optimistic scores
                    normalization=normalization.to_config() if normalization else None, diameter=diameter if diameter is not None else ('estimated per image' if normalization and normalization.diameter else 'native scale'),
                    postprocessing=setting, postprocessing_source=source,
                    pixel_iou=_mean(rows, 'iou'), dice=_mean(rows, 'dice'), dsb_score=_mean(rows, 'dsb'), f1_at_05=_mean(rows, 'f1'),
