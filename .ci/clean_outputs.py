@@ -1,4 +1,4 @@
-"""Stored notebook outputs are what a reader should see: no TensorFlow start-up lines, no widget warnings, no log noise.
+"""Stored notebook outputs are what a reader should see: no TensorFlow start-up lines, no Python warnings, no log noise.
 
     python .ci/clean_outputs.py [NOTEBOOK ...]          # remove such lines from the stored outputs, in place
     python .ci/clean_outputs.py --check [NOTEBOOK ...]  # exit 1 naming every notebook and cell that still has one
@@ -17,7 +17,11 @@ NOISE = re.compile('|'.join([
     r'Could not find cuda drivers', r'Unable to register cu(DNN|FFT|BLAS) factory', r'computation_placer',
     r'This TensorFlow binary is optimized', r'rebuild TensorFlow with the appropriate compiler flags',
     r'IProgress not found', r'TqdmWarning', r'^\s*from \.autonotebook import tqdm as notebook_tqdm',
+    r'\w+Warning: ', r'^\s*warnings\.warn\(', r"known_hash' argument of 'pooch", r'^SHA256 hash of downloaded file',  # Python warnings, pooch's hints
 ]))
+
+# a Python warning as printed: "file.py:12: SomeWarning: message", continuation lines, then the source line that warned
+WARNING_BLOCK = re.compile(r'^[^\n]*:\d+: \w+Warning: .*?\n\s*warnings\.warn\([^\n]*\n', re.M | re.S)
 
 def noisy_lines(text: str) -> list[str]:
     "The lines of `text` that are log noise."
@@ -35,7 +39,7 @@ def clean(notebook: Path, check: bool) -> list[str]:
                 noise = noisy_lines(text)
                 if noise:
                     problems.append(f"{notebook.name} cell {index}: {noise[0][:100]}")
-                    text = ''.join(line for line in text.splitlines(keepends=True) if not NOISE.search(line))
+                    text = ''.join(line for line in WARNING_BLOCK.sub('', text).splitlines(keepends=True) if not NOISE.search(line))
                     output['text'] = text.splitlines(keepends=True); changed = True
                     if not text.strip(): continue
             kept.append(output)

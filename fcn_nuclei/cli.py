@@ -77,6 +77,7 @@ def command_evaluate(arguments) -> int:
     if arguments.out and arguments.out.exists() and not arguments.out.is_dir(): raise ValueError(f"{arguments.out}: output path is a file, not a folder")
     if arguments.out:
         if arguments.out.resolve() == arguments.model.resolve().parent: raise ValueError(f"{arguments.out}: is the model's folder, whose postprocess.json the evaluation would replace; choose a folder of its own")
+        check_outside_data(arguments.out, resolve_data(arguments.data))
         check_writable(arguments.out, 'evaluation')
     summary, rows, probabilities, samples = evaluate(arguments.model, arguments.data, split=arguments.split, tune=arguments.tune, diameter=arguments.diameter, channel=arguments.channel)
     if summary['trained_on_these_images']: print(f"fcn-nuclei evaluate: note: {arguments.model} was trained on every image (--all-images), these included: the scores are optimistic", file=sys.stderr)

@@ -545,9 +545,12 @@ def download_dataset(url: str, # Address of a zip archive in the DSB layout
     cache = Path(cache) if cache else cache_dir()
     target, record = cache/name, cache/f'{name}.sha256'
     if target.is_dir() and record.is_file(): return target
+    logger = pooch.get_logger(); level = logger.level
+    logger.setLevel('WARNING')  # pooch's own lines (its known_hash hint) do not apply: the hash is recorded and checked here
     try: archive = Path(pooch.retrieve(url, known_hash=known_hash, fname=f'{name}.zip', path=cache, progressbar=progress))
     except Exception as error:  # pooch downloads to a temporary file and deletes it on any failure
         raise ValueError(f"{url}: download failed, nothing was kept ({type(error).__name__}: {error})") from error
+    finally: logger.setLevel(level)
     digest = _sha256(archive)
     if record.is_file() and record.read_text().strip() != digest:
         archive.unlink(missing_ok=True)

@@ -110,7 +110,7 @@ def stage_sizes(model: keras.Model, # A model from `build_fcn`
     names = [layer.name for layer in model.layers if layer.name.startswith('pool') or layer.name.endswith(('_up', '_out', '_x32'))
              or layer.name in ('bottleneck_conv2', 'probabilities')]
     probe = keras.Model(model.inputs, [model.get_layer(name).output for name in names])
-    outputs = probe(np.zeros((1, height, width, 3), np.float32), training=False)
+    outputs = probe([np.zeros((1, height, width, 3), np.float32)], training=False)  # a list, like the model's inputs
     return [(name, tuple(int(size) for size in output.shape[1:])) for name, output in zip(names, outputs)]
 
 # %% ../nbs/01_naive_upsampling.ipynb #50a2560c
