@@ -19,14 +19,18 @@ from keras import layers
 from .data import reflect_pad
 
 # %% auto #0
-__all__ = ['ENCODER_FILTERS', 'BOTTLENECK_FILTERS', 'STRIDE', 'DECODERS', 'NAIVE_CHANNELS', 'conv_block', 'StrideCheck', 'build_encoder', 'register_decoder', 'build_fcn', 'naive_decoder', 'stage_sizes', 'pad_to_stride', 'crop_to', 'call_model', 'predict_padded', 'DECODER_FILTERS', 'upsample_step', 'stepwise_decoder', 'article_decoder', 'skips_decoder']
+__all__ = ['ENCODER_FILTERS', 'BOTTLENECK_FILTERS', 'STRIDE', 'DECODERS', 'NAIVE_CHANNELS', 'conv_block', 'StrideCheck', 'build_encoder', 'register_decoder', 'build_fcn', 'naive_decoder', 'naive_bilinear_decoder', 'stage_sizes', 'pad_to_stride', 'crop_to', 'call_model', 'predict_padded', 'DECODER_FILTERS', 'upsample_step', 'stepwise_decoder', 'article_decoder', 'skips_decoder']
 
 # %% ../nbs/01_naive_upsampling.ipynb #b5b5448e
 ENCODER_FILTERS = (16, 32, 64, 128, 128)  # the article's five blocks
 BOTTLENECK_FILTERS = 256
 STRIDE = 2 ** len(ENCODER_FILTERS)  # 32: image sides must be multiples of this
 
-def conv_block(inputs, filters: int, dropout: float, name: str):
+def conv_block(inputs, # Feature map (N, H, W, C)
+               filters: int, # Channels of both convolutions
+               dropout: float, # Dropout rate between them
+               name: str, # Prefix of the layers' names
+              ):
     "Two 3x3 ReLU convolutions with dropout between them, as in the article."
     features = layers.Conv2D(filters, 3, padding='same', activation='relu', kernel_initializer='he_normal', name=f'{name}_conv1')(inputs)
     if dropout: features = layers.Dropout(dropout, name=f'{name}_dropout')(features)
@@ -52,7 +56,9 @@ class StrideCheck(layers.Layer):
     def get_config(self): return {**super().get_config(), 'stride': self.stride}
 
 # %% ../nbs/01_naive_upsampling.ipynb #5e92cceb
-def build_encoder(inputs, dropout: float = 0.1):
+def build_encoder(inputs, # The model's image input (N, H, W, 3)
+                  dropout: float = 0.1, # Dropout inside each convolution block
+                 ):
     "The shared encoder: returns the five block outputs (full to 1/16 scale) and the bottleneck (1/32)."
     features, skips = inputs, []
     for index, filters in enumerate(ENCODER_FILTERS, start=1):
@@ -65,7 +71,8 @@ def build_encoder(inputs, dropout: float = 0.1):
 # %% ../nbs/01_naive_upsampling.ipynb #2801343d
 DECODERS: dict[str, Callable] = {}
 
-def register_decoder(name: str):
+def register_decoder(name: str, # The `variant` that `build_fcn` will accept for it
+                    ):
     "Decorator: make a decoder available to `build_fcn` under `name`."
     def register(function):
         DECODERS[name] = function
@@ -92,15 +99,21 @@ def build_fcn(variant: str = 'skips', # A registered decoder: 'naive', 'stepwise
 # %% ../nbs/01_naive_upsampling.ipynb #868b3abb
 NAIVE_CHANNELS = 16
 
-def naive_decoder(skips, bottleneck, upsampling: str = 'learned'):
+@register_decoder('naive')
+def naive_decoder(skips, # The encoder's block outputs, full to 1/16 scale (unused: no skips here)
+                  bottleneck, # The 1/32-scale bottleneck
+                  upsampling: str = 'learned', # 'learned' (one transpose convolution) or 'bilinear' (fixed interpolation)
+                 ):
     "FCN-32s style: project the 1/32 map to a few channels and upsample it x32 in one step."
     scores = layers.Conv2D(NAIVE_CHANNELS, 1, activation='relu', kernel_initializer='he_normal', name='naive_scores')(bottleneck)
     if upsampling == 'bilinear': return layers.UpSampling2D(STRIDE, interpolation='bilinear', name='naive_upsample_x32')(scores)
     if upsampling != 'learned': raise ValueError(f"unknown upsampling {upsampling!r}: use 'learned' or 'bilinear'")
     return layers.Conv2DTranspose(NAIVE_CHANNELS, 2 * STRIDE, strides=STRIDE, padding='same', activation='relu', name='naive_upsample_x32')(scores)
 
-register_decoder('naive')(naive_decoder)
-register_decoder('naive_bilinear')(lambda skips, bottleneck: naive_decoder(skips, bottleneck, 'bilinear'))
+@register_decoder('naive_bilinear')
+def naive_bilinear_decoder(skips, bottleneck):
+    "The naive decoder with a fixed bilinear x32 interpolation instead of a learned one."
+    return naive_decoder(skips, bottleneck, 'bilinear')
 
 # %% ../nbs/01_naive_upsampling.ipynb #357c686c
 def stage_sizes(model: keras.Model, # A model from `build_fcn`
@@ -127,34 +140,46 @@ def crop_to(array: np.ndarray, # (..., H', W', C) prediction of a padded image
     "Cut a prediction of a padded image back to the original size."
     return array[..., :height, :width, :] if array.ndim >= 3 else array[:height, :width]
 
-def call_model(model: keras.Model, batch: np.ndarray) -> np.ndarray:
+def call_model(model: keras.Model, # A model from `build_fcn`
+               batch: np.ndarray, # (N, H, W, 3) images, sides multiples of 32
+              ) -> np.ndarray:
     "Run `model` in inference mode on a batch (N, H, W, 3) whose sides are multiples of 32; return NumPy probabilities."
     with warnings.catch_warnings():
         warnings.filterwarnings('ignore', message='The structure of `inputs`')  # Keras 3 notes that the input is named; harmless
         return np.asarray(model(np.asarray(batch, np.float32), training=False))
 
-def predict_padded(model: keras.Model, image: np.ndarray) -> np.ndarray:
+def predict_padded(model: keras.Model, # A model from `build_fcn`
+                   image: np.ndarray, # (H, W, 3) image of any size
+                  ) -> np.ndarray:
     "Probabilities (H, W, outputs) for one image of any size: pad to the stride, predict, crop back."
     return crop_to(call_model(model, pad_to_stride(image)[None])[0], *image.shape[:2])
 
 # %% ../nbs/02_stepwise_decoder.ipynb #07009495
 DECODER_FILTERS = tuple(reversed(ENCODER_FILTERS))  # (128, 128, 64, 32, 16): channels after each x2 step
 
-def upsample_step(features, filters: int, step: int, activation: str | None = 'relu'):
+def upsample_step(features, # Feature map to enlarge x2
+                  filters: int, # Output channels
+                  step: int, # Decoder step, 5 (from 1/32) down to 1 (to full size): names the layer
+                  activation: str | None = 'relu', # Activation of the transpose convolution
+                 ):
     "One learned x2 upsampling: a 2x2 transpose convolution with stride 2."
     return layers.Conv2DTranspose(filters, 2, strides=2, padding='same', activation=activation, kernel_initializer='he_normal', name=f'decoder{step}_up')(features)
 
-def stepwise_decoder(skips, bottleneck):
+@register_decoder('stepwise')
+def stepwise_decoder(skips, # The encoder's block outputs (unused: no skips here)
+                     bottleneck, # The 1/32-scale bottleneck
+                    ):
     "Five x2 transpose convolutions with ReLU, from 1/32 back to full resolution; no additions."
     features = bottleneck
     for step, filters in zip(range(len(DECODER_FILTERS), 0, -1), DECODER_FILTERS):
         features = upsample_step(features, filters, step)
     return features
 
-register_decoder('stepwise')(stepwise_decoder)
-
 # %% ../nbs/02_stepwise_decoder.ipynb #c36843a9
-def article_decoder(skips, bottleneck):
+@register_decoder('article')
+def article_decoder(skips, # The encoder's block outputs (unused: no skips here)
+                    bottleneck, # The 1/32-scale bottleneck
+                   ):
     "The article's decoder: each x2 transpose convolution plus a 3x3 ReLU convolution of its own output."
     features = bottleneck
     for step, filters in zip(range(len(DECODER_FILTERS), 0, -1), DECODER_FILTERS):
@@ -163,10 +188,11 @@ def article_decoder(skips, bottleneck):
         features = layers.Add(name=f'decoder{step}_out')([upsampled, refined])
     return features
 
-register_decoder('article')(article_decoder)
-
 # %% ../nbs/03_skip_connections.ipynb #4997cbeb
-def skips_decoder(skips, bottleneck):
+@register_decoder('skips')
+def skips_decoder(skips, # The encoder's block outputs, full to 1/16 scale, fused back at each step
+                  bottleneck, # The 1/32-scale bottleneck
+                 ):
     "Stepwise x2 decoding, adding a 1x1 projection of the encoder's feature map at each scale, then a 3x3 convolution."
     features = bottleneck
     for step, filters in zip(range(len(DECODER_FILTERS), 0, -1), DECODER_FILTERS):
@@ -175,5 +201,3 @@ def skips_decoder(skips, bottleneck):
         fused = layers.Add(name=f'decoder{step}_add')([upsampled, projected])
         features = layers.Conv2D(filters, 3, padding='same', activation='relu', kernel_initializer='he_normal', name=f'decoder{step}_out')(fused)
     return features
-
-register_decoder('skips')(skips_decoder)
