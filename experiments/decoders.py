@@ -18,10 +18,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from fcn_nuclei import __version__
-from fcn_nuclei.data import load_dsb, make_dataset, resolve_data, split_ids, validation_crops
+from fcn_nuclei.data import load_dsb, make_dataset, resolve_data, split_ids, validation_crops, write_json
 from fcn_nuclei.models import build_fcn
 
-VARIANTS = ('naive', 'stepwise', 'article', 'skips')
+VARIANTS = ('naive', 'naive_x16', 'fcn16s', 'fcn8s', 'stepwise', 'article', 'skips')  # in the lesson's order
 repository = Path(__file__).resolve().parents[1]
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -99,7 +99,5 @@ report = dict(
     wall_seconds=round(time.perf_counter() - started_all, 1), machine=f"{os.cpu_count()} CPU cores ({platform.machine()})", date=time.strftime('%Y-%m-%d'),
     variants=results)
 arguments.out.parent.mkdir(parents=True, exist_ok=True)
-temporary = arguments.out.with_suffix('.json.partial')
-temporary.write_text(json.dumps(report, indent=2) + '\n')
-os.replace(temporary, arguments.out)
+write_json(arguments.out, report)
 print(json.dumps(report, indent=2))

@@ -19,7 +19,7 @@ from keras import layers
 from .data import reflect_pad
 
 # %% auto #0
-__all__ = ['ENCODER_FILTERS', 'BOTTLENECK_FILTERS', 'STRIDE', 'DECODERS', 'NAIVE_CHANNELS', 'conv_block', 'StrideCheck', 'build_encoder', 'register_decoder', 'build_fcn', 'naive_decoder', 'naive_bilinear_decoder', 'stage_sizes', 'pad_to_stride', 'crop_to', 'call_model', 'predict_padded', 'DECODER_FILTERS', 'upsample_step', 'stepwise_decoder', 'article_decoder', 'skips_decoder']
+__all__ = ['ENCODER_FILTERS', 'BOTTLENECK_FILTERS', 'STRIDE', 'DECODERS', 'NAIVE_CHANNELS', 'conv_block', 'StrideCheck', 'build_encoder', 'register_decoder', 'build_fcn', 'naive_decoder', 'naive_bilinear_decoder', 'naive_x16_decoder', 'stage_sizes', 'pad_to_stride', 'crop_to', 'call_model', 'predict_padded', 'DECODER_FILTERS', 'upsample_step', 'stepwise_decoder', 'article_decoder', 'skips_decoder', 'fcn16s_decoder', 'fcn8s_decoder']
 
 # %% ../nbs/01_naive_upsampling.ipynb #b5b5448e
 ENCODER_FILTERS = (16, 32, 64, 128, 128)  # the article's five blocks
@@ -115,12 +115,20 @@ def naive_bilinear_decoder(skips, bottleneck):
     "The naive decoder with a fixed bilinear x32 interpolation instead of a learned one."
     return naive_decoder(skips, bottleneck, 'bilinear')
 
+@register_decoder('naive_x16')
+def naive_x16_decoder(skips, # The encoder's block outputs, full to 1/16 scale: only the last, at 1/16, is used
+                      bottleneck, # The 1/32-scale bottleneck (unused: this encoder is cut at 1/16)
+                     ):
+    "The article's prose: the encoder cut after four poolings, its 1/16 map (block 5) scored and upsampled x16 in one step."
+    scores = layers.Conv2D(NAIVE_CHANNELS, 1, activation='relu', kernel_initializer='he_normal', name='naive16_scores')(skips[-1])
+    return layers.Conv2DTranspose(NAIVE_CHANNELS, STRIDE, strides=STRIDE // 2, padding='same', activation='relu', name='naive_upsample_x16')(scores)
+
 # %% ../nbs/01_naive_upsampling.ipynb #357c686c
 def stage_sizes(model: keras.Model, # A model from `build_fcn`
                 height: int = 256, width: int = 256, # Input size
                ) -> list[tuple[str, tuple[int, int, int]]]:
     "The (height, width, channels) after each pooling, the bottleneck, each decoder step and the output, for one input size."
-    names = [layer.name for layer in model.layers if layer.name.startswith('pool') or layer.name.endswith(('_up', '_out', '_x32'))
+    names = [layer.name for layer in model.layers if layer.name.startswith('pool') or layer.name.endswith(('_up', '_out', '_x32', '_x16', '_x8'))
              or layer.name in ('bottleneck_conv2', 'probabilities')]
     probe = keras.Model(model.inputs, [model.get_layer(name).output for name in names])
     outputs = probe([np.zeros((1, height, width, 3), np.float32)], training=False)  # a list, like the model's inputs
@@ -201,3 +209,27 @@ def skips_decoder(skips, # The encoder's block outputs, full to 1/16 scale, fuse
         fused = layers.Add(name=f'decoder{step}_add')([upsampled, projected])
         features = layers.Conv2D(filters, 3, padding='same', activation='relu', kernel_initializer='he_normal', name=f'decoder{step}_out')(fused)
     return features
+
+def _score_and_fuse(features, skip, step: int):
+    "One FCN-16s/8s fusion: a learned x2 upsampling of the scores, plus a 1x1 score of the encoder's map at that scale."
+    upsampled = upsample_step(features, NAIVE_CHANNELS, step, activation=None)
+    scored = layers.Conv2D(NAIVE_CHANNELS, 1, kernel_initializer='he_normal', name=f'decoder{step}_skip')(skip)
+    return layers.Add(name=f'decoder{step}_out')([upsampled, scored])
+
+@register_decoder('fcn16s')
+def fcn16s_decoder(skips, # The encoder's block outputs, full to 1/16 scale: the 1/16 one (the paper's pool4) is fused
+                   bottleneck, # The 1/32-scale bottleneck
+                  ):
+    "FCN-16s: score the 1/32 map, upsample it x2, add a score of the 1/16 encoder map, then upsample x16 in one step."
+    scores = layers.Conv2D(NAIVE_CHANNELS, 1, activation='relu', kernel_initializer='he_normal', name='fcn_scores')(bottleneck)
+    fused = _score_and_fuse(scores, skips[4], 5)
+    return layers.Conv2DTranspose(NAIVE_CHANNELS, STRIDE, strides=STRIDE // 2, padding='same', activation='relu', name='fcn16s_upsample_x16')(fused)
+
+@register_decoder('fcn8s')
+def fcn8s_decoder(skips, # The encoder's block outputs: the 1/16 and 1/8 ones (the paper's pool4 and pool3) are fused
+                  bottleneck, # The 1/32-scale bottleneck
+                 ):
+    "FCN-8s: as FCN-16s, then x2 again and a score of the 1/8 encoder map added, then upsample x8 in one step."
+    scores = layers.Conv2D(NAIVE_CHANNELS, 1, activation='relu', kernel_initializer='he_normal', name='fcn_scores')(bottleneck)
+    fused = _score_and_fuse(_score_and_fuse(scores, skips[4], 5), skips[3], 4)
+    return layers.Conv2DTranspose(NAIVE_CHANNELS, STRIDE // 2, strides=STRIDE // 4, padding='same', activation='relu', name='fcn8s_upsample_x8')(fused)
