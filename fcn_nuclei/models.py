@@ -19,7 +19,7 @@ from keras import layers
 from .data import reflect_pad
 
 # %% auto #0
-__all__ = ['ENCODER_FILTERS', 'BOTTLENECK_FILTERS', 'STRIDE', 'DECODERS', 'NAIVE_CHANNELS', 'conv_block', 'StrideCheck', 'build_encoder', 'register_decoder', 'build_fcn', 'naive_decoder', 'naive_bilinear_decoder', 'naive_x16_decoder', 'stage_sizes', 'pad_to_stride', 'crop_to', 'call_model', 'predict_padded', 'DECODER_FILTERS', 'upsample_step', 'stepwise_decoder', 'article_decoder', 'skips_decoder', 'fcn16s_decoder', 'fcn8s_decoder']
+__all__ = ['ENCODER_FILTERS', 'BOTTLENECK_FILTERS', 'STRIDE', 'DECODERS', 'NAIVE_CHANNELS', 'conv_block', 'StrideCheck', 'build_encoder', 'register_decoder', 'build_fcn', 'naive_decoder', 'naive_bilinear_decoder', 'naive_x16_decoder', 'stage_sizes', 'pad_to_stride', 'crop_to', 'call_model', 'predict_padded', 'DECODER_FILTERS', 'upsample_step', 'stepwise_decoder', 'article_decoder', 'fcn16s_decoder', 'fcn8s_decoder', 'skips_decoder']
 
 # %% ../nbs/01_naive_upsampling.ipynb #b5b5448e
 ENCODER_FILTERS = (16, 32, 64, 128, 128)  # the article's five blocks
@@ -79,7 +79,7 @@ def register_decoder(name: str, # The `variant` that `build_fcn` will accept for
         return function
     return register
 
-def build_fcn(variant: str = 'skips', # A registered decoder: 'naive', 'stepwise', 'article' or 'skips'
+def build_fcn(variant: str = 'skips', # A registered decoder: 'naive', 'naive_x16', 'fcn16s', 'fcn8s', 'stepwise', 'article' or 'skips'
               outputs: int = 1, # Output channels, each with its own sigmoid
               dropout: float = 0.1, # Dropout inside each convolution block
               name: str | None = None, # Model name (default: fcn_<variant>)
@@ -197,19 +197,6 @@ def article_decoder(skips, # The encoder's block outputs (unused: no skips here)
     return features
 
 # %% ../nbs/03_skip_connections.ipynb #4997cbeb
-@register_decoder('skips')
-def skips_decoder(skips, # The encoder's block outputs, full to 1/16 scale, fused back at each step
-                  bottleneck, # The 1/32-scale bottleneck
-                 ):
-    "Stepwise x2 decoding, adding a 1x1 projection of the encoder's feature map at each scale, then a 3x3 convolution."
-    features = bottleneck
-    for step, filters in zip(range(len(DECODER_FILTERS), 0, -1), DECODER_FILTERS):
-        upsampled = upsample_step(features, filters, step)
-        projected = layers.Conv2D(filters, 1, kernel_initializer='he_normal', name=f'decoder{step}_skip')(skips[step - 1])
-        fused = layers.Add(name=f'decoder{step}_add')([upsampled, projected])
-        features = layers.Conv2D(filters, 3, padding='same', activation='relu', kernel_initializer='he_normal', name=f'decoder{step}_out')(fused)
-    return features
-
 def _score_and_fuse(features, skip, step: int):
     "One FCN-16s/8s fusion: a learned x2 upsampling of the scores, plus a 1x1 score of the encoder's map at that scale."
     upsampled = upsample_step(features, NAIVE_CHANNELS, step, activation=None)
@@ -233,3 +220,17 @@ def fcn8s_decoder(skips, # The encoder's block outputs: the 1/16 and 1/8 ones (t
     scores = layers.Conv2D(NAIVE_CHANNELS, 1, activation='relu', kernel_initializer='he_normal', name='fcn_scores')(bottleneck)
     fused = _score_and_fuse(_score_and_fuse(scores, skips[4], 5), skips[3], 4)
     return layers.Conv2DTranspose(NAIVE_CHANNELS, STRIDE // 2, strides=STRIDE // 4, padding='same', activation='relu', name='fcn8s_upsample_x8')(fused)
+
+# %% ../nbs/03_skip_connections.ipynb #1e02f6e7
+@register_decoder('skips')
+def skips_decoder(skips, # The encoder's block outputs, full to 1/16 scale, fused back at each step
+                  bottleneck, # The 1/32-scale bottleneck
+                 ):
+    "Stepwise x2 decoding, adding a 1x1 projection of the encoder's feature map at each scale, then a 3x3 convolution."
+    features = bottleneck
+    for step, filters in zip(range(len(DECODER_FILTERS), 0, -1), DECODER_FILTERS):
+        upsampled = upsample_step(features, filters, step)
+        projected = layers.Conv2D(filters, 1, kernel_initializer='he_normal', name=f'decoder{step}_skip')(skips[step - 1])
+        fused = layers.Add(name=f'decoder{step}_add')([upsampled, projected])
+        features = layers.Conv2D(filters, 3, padding='same', activation='relu', kernel_initializer='he_normal', name=f'decoder{step}_out')(fused)
+    return features

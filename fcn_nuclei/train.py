@@ -229,7 +229,7 @@ def _deduplicate_history(path: Path):
 # %% ../nbs/04_training.ipynb #3dd1a3d0
 def train(data: str | Path | None = None, # Dataset folder, 'synthetic' or 'bbbc038' (None: $FCN_NUCLEI_DATA, else synthetic)
           out: str | Path = 'runs/train', # Output folder
-          variant: str = 'skips', # Decoder: 'naive', 'stepwise', 'article' or 'skips'
+          variant: str = 'skips', # Decoder registered in `fcn_nuclei.models.DECODERS` ('naive', 'naive_x16', 'fcn16s', 'fcn8s', 'stepwise', 'article', 'skips')
           protocol: str = 'native', # 'native' (crops at native scale) or 'article' (whole image resized to 128x128)
           epochs: int = 40, # Maximum number of epochs
           batch_size: int = 8, # Batch size per device
