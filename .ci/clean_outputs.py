@@ -17,6 +17,7 @@ NOISE = re.compile('|'.join([
     r'Could not find cuda drivers', r'Unable to register cu(DNN|FFT|BLAS) factory', r'computation_placer',
     r'This TensorFlow binary is optimized', r'rebuild TensorFlow with the appropriate compiler flags',
     r'IProgress not found', r'TqdmWarning', r'^\s*from \.autonotebook import tqdm as notebook_tqdm',
+    r'^\S.*: +\d+%\|.*\| *\d+/\d+ \[',  # a tqdm progress bar drawn as text
     r'\w+Warning: ', r'^\s*warnings\.warn\(', r"known_hash' argument of 'pooch", r'^SHA256 hash of downloaded file',  # Python warnings, pooch's hints
 ]))
 
@@ -36,6 +37,9 @@ def clean(notebook: Path, check: bool) -> list[str]:
         for output in cell.get('outputs', []):
             if output.get('output_type') == 'stream':
                 text = ''.join(output['text'])
+                if not text.strip():  # what an erased progress bar leaves behind
+                    problems.append(f"{notebook.name} cell {index}: an output of blank space"); changed = True
+                    continue
                 noise = noisy_lines(text)
                 if noise:
                     problems.append(f"{notebook.name} cell {index}: {noise[0][:100]}")
