@@ -33,7 +33,7 @@ from .models import DECODERS
 from .train import LOSSES, PRECISIONS, STRATEGIES, check_outside_data, train
 from .evaluate import evaluate, run_ablation, show_extremes, write_evaluation
 from .predict import OUTPUT_FORMATS, check_writable, predict_paths
-from .normalize import CHANNEL_RULES
+from .normalize import CHANNEL_RULES, check_request, model_normalization
 
 # %% auto #0
 __all__ = ['command_synth', 'command_summary', 'command_train', 'command_evaluate', 'command_ablation', 'command_predict',
@@ -74,6 +74,8 @@ def command_train(arguments) -> int:
 
 def command_evaluate(arguments) -> int:
     "Evaluate a trained model: print a JSON summary; write per-image scores and a figure of the best and worst images."
+    if not arguments.model.is_file(): raise ValueError(f"{arguments.model}: no such model file")
+    check_request(model_normalization(arguments.model), arguments.diameter, arguments.channel)  # bad arguments before any folder is made
     if arguments.out and arguments.out.exists() and not arguments.out.is_dir(): raise ValueError(f"{arguments.out}: output path is a file, not a folder")
     if arguments.out:
         if arguments.out.resolve() == arguments.model.resolve().parent: raise ValueError(f"{arguments.out}: is the model's folder, whose postprocess.json the evaluation would replace; choose a folder of its own")
