@@ -10,7 +10,8 @@ from pathlib import Path
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 from fcn_nuclei import __version__
-from fcn_nuclei.data import list_dsb_samples, load_dsb, write_synthetic_dataset
+from fcn_nuclei.data import list_dsb_samples, load_dsb
+from fcn_nuclei.sources import write_synthetic_dataset
 
 def default_data():
     "The real data if it can be found, else a freshly written synthetic set."

@@ -17,7 +17,9 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 import keras
 import numpy as np
 from fcn_nuclei import __version__
-from fcn_nuclei.data import load_dsb, make_dataset, resolve_data, split_ids
+from fcn_nuclei.data import load_dsb, split_ids
+from fcn_nuclei.pipeline import make_dataset
+from fcn_nuclei.sources import resolve_data
 from fcn_nuclei.models import build_fcn
 from fcn_nuclei.normalize import Normalization, median_diameter, prepare_sample
 from fcn_nuclei.train import LOSSES

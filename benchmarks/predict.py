@@ -1,10 +1,10 @@
 """Inference benchmark: end-to-end time (read, predict, post-process, write) and peak memory per image size.
 
-    python benchmarks/predict.py [--model results/model/model.keras] [--sizes 256 1024 4096] [--repeats 3] [--diameter PX]
+    python benchmarks/predict.py [--model PATH] [--sizes 256 1024 4096] [--repeats 3] [--diameter PX]
 
 Each size runs in a fresh process, so its peak resident memory (ru_maxrss, TensorFlow's own footprint included) is
 its own. The image is a synthetic fluorescence field of that size written as PNG; the model defaults to the trained
-skips model in results/model (an untrained skips model, same arithmetic, if it is absent). Prints JSON.
+skips model shipped as dsb2018 (an untrained skips model, same arithmetic, if it is absent). Prints JSON.
 """
 import argparse, json, os, platform, statistics, subprocess, sys, tempfile, time
 from pathlib import Path
@@ -16,7 +16,7 @@ def one_size(model: str, size: int, repeats: int, diameter: float | None = None)
     import resource
     import numpy as np
     from PIL import Image
-    from fcn_nuclei.data import synthesize_sample
+    from fcn_nuclei.sources import synthesize_sample
     from fcn_nuclei.models import build_fcn
     from fcn_nuclei.predict import predict_paths
     folder = Path(tempfile.mkdtemp())
@@ -38,7 +38,7 @@ def one_size(model: str, size: int, repeats: int, diameter: float | None = None)
 
 if __name__ == '__main__':
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--model', default=str(repository/'results'/'model'/'model.keras'))
+    parser.add_argument('--model', default=str(repository/'fcn_nuclei'/'pretrained'/'dsb2018'/'model.keras'), help='a .keras file (default: the shipped dsb2018)')
     parser.add_argument('--sizes', type=int, nargs='+', default=[256, 1024, 4096])
     parser.add_argument('--repeats', type=int, default=3)
     parser.add_argument('--diameter', type=float, default=None, help='give the nucleus diameter (skips the per-image estimate)')

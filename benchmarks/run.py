@@ -129,17 +129,20 @@ def throughput_child(arrays: str, config: dict, epochs: int) -> dict:
 def validation_iou(model, samples, protocol: str) -> float:
     "Pixel IoU pooled over whole validation images at native resolution (threshold 0.5)."
     import numpy as np
-    from fcn_nuclei.evaluate import predict_whole_image
+    from fcn_nuclei.evaluate import article_probabilities
+    from fcn_nuclei.models import predict_padded
     overlap = union = 0
     for sample in samples:
-        predicted = predict_whole_image(model, sample.image, protocol)[..., 0] > 0.5
+        probabilities = article_probabilities(model, sample.image) if protocol == 'article' else predict_padded(model, sample.image)
+        predicted = probabilities[..., 0] > 0.5
         overlap += int((predicted & sample.mask).sum()); union += int((predicted | sample.mask).sum())
     return overlap / union if union else 1.0
 
 def quality_child(data: str, pipeline: str, budget: float, target: float, max_epochs: int) -> dict:
     "In a fresh process: train one pipeline epoch by epoch; stop at `target` validation IoU or after `budget` training seconds."
     import keras, numpy as np
-    from fcn_nuclei.data import article_arrays, load_dsb, make_dataset, split_ids
+    from fcn_nuclei.data import load_dsb, split_ids
+    from fcn_nuclei.pipeline import article_arrays, make_dataset
     from fcn_nuclei.models import build_fcn
     from fcn_nuclei.train import LOSSES, cosine_schedule
     keras.utils.set_random_seed(0)
@@ -247,7 +250,7 @@ def main():
         elif kind == 'matmul': result = matmul_gflops()
         print(json.dumps(result)); return
 
-    from fcn_nuclei.data import write_synthetic_dataset
+    from fcn_nuclei.sources import write_synthetic_dataset
     data = arguments.data
     if data is None and not arguments.quick:
         for candidate in (os.environ.get('FCN_NUCLEI_DATA'), repository.parent/'shared/dsb2018/stage1_train'):

@@ -18,7 +18,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from fcn_nuclei import __version__
-from fcn_nuclei.data import load_dsb, make_dataset, resolve_data, split_ids, validation_crops, write_json
+from fcn_nuclei.data import load_dsb, split_ids
+from fcn_nuclei.files import write_json
+from fcn_nuclei.pipeline import make_dataset, validation_crops
+from fcn_nuclei.sources import resolve_data
 from fcn_nuclei.models import build_fcn
 
 VARIANTS = ('naive', 'naive_x16', 'fcn16s', 'fcn8s', 'stepwise', 'article', 'skips')  # in the lesson's order

@@ -20,8 +20,10 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 import numpy as np
 from PIL import Image
 
-from fcn_nuclei.data import load_dsb, split_ids, write_atomic
-from fcn_nuclei.evaluate import load_model, object_scores, probabilities_to_labels
+from fcn_nuclei.data import load_dsb, split_ids
+from fcn_nuclei.files import write_atomic
+from fcn_nuclei.evaluate import object_scores, probabilities_to_labels
+from fcn_nuclei.models import load_model
 from fcn_nuclei.predict import predict_probabilities
 from fcn_nuclei.normalize import median_diameter, normalize_image, model_normalization, predict_native, resize_image, resize_labels, scale_postprocessing, scaled_size
 

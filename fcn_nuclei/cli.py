@@ -28,11 +28,14 @@ def _import_tensorflow_quietly():
 _import_tensorflow_quietly()
 
 from . import __version__
-from .data import MAX_PIXELS, PROTOCOLS, dataset_summary, download_bbbc038, load_dsb, markdown_table, resolve_data, write_json, write_synthetic_dataset
+from .data import dataset_summary, load_dsb, markdown_table
+from .files import MAX_PIXELS, write_json
+from .pipeline import PROTOCOLS
+from .sources import download_bbbc038, resolve_data, write_synthetic_dataset
 from .models import DECODERS
 from .train import LOSSES, PRECISIONS, STRATEGIES, check_outside_data, train
 from .evaluate import evaluate, run_ablation, show_extremes, write_evaluation
-from .predict import OUTPUT_FORMATS, check_writable, predict_paths
+from .predict import OUTPUT_FORMATS, PRETRAINED, check_writable, predict_paths, resolve_model
 from .normalize import CHANNEL_RULES, check_request, model_normalization
 
 # %% auto #0
@@ -111,7 +114,9 @@ def command_ablation(arguments) -> int:
 
 def command_predict(arguments) -> int:
     "Predict instance labels for images; exit status 1 if any input failed (the others are still written)."
-    report = predict_paths(arguments.model, arguments.inputs, arguments.out, tile=arguments.tile, tta=arguments.tta, output_format=arguments.format,
+    inputs, model = list(arguments.inputs), arguments.model
+    if model is None and len(inputs) > 1 and inputs[0].endswith('.keras'): model = inputs.pop(0)  # the older form: predict MODEL.keras INPUT...
+    report = predict_paths(resolve_model(model), inputs, arguments.out, tile=arguments.tile, tta=arguments.tta, output_format=arguments.format,
                            csv_path=arguments.csv, probabilities=arguments.probabilities, diameter=arguments.diameter, channel=arguments.channel)
     for path, reason in report.skipped: print(f"fcn-nuclei predict: skipped {path}: {reason}", file=sys.stderr)
     for path, reason in report.failures: print(f"fcn-nuclei predict: failed: {reason}", file=sys.stderr)
@@ -173,12 +178,12 @@ def build_parser() -> argparse.ArgumentParser:
     training.add_argument('--no-normalize', action='store_true', help="feed images as read (no channel rule, no per-image percentile stretch); implies --no-rescale")
     training.add_argument('--no-rescale', action='store_true', help="train at native scale instead of rescaling every image to the training set's median nucleus diameter")
     training.add_argument('--zoom', type=float, nargs=2, default=(0.67, 1.5), metavar=('LOW', 'HIGH'), help='random magnification range of training crops (default: 0.67 1.5; 1 1 turns it off)')
-    training.add_argument('--no-intensity', action='store_true', help='no random gamma, blur, noise or colour-to-grey in training')
+    training.add_argument('--no-intensity', action='store_true', help='no random gamma, posterisation, blur, lost resolution, noise or colour-to-grey in training')
     training.add_argument('--overwrite', action='store_true', help="replace the run in --out (its model, history and settings) instead of resuming it; without it, a different run's folder is refused")
     training.add_argument('--all-images', action='store_true', help='train on every image, the validation split included (a model to ship: its validation scores are then optimistic)')
     training.set_defaults(handler=command_train)
     evaluation = commands.add_parser('evaluate', help='evaluate a trained model: pixel IoU, Dice, DSB score, per-image table, figure')
-    evaluation.add_argument('model', type=Path, help='a .keras file written by fcn-nuclei train')
+    evaluation.add_argument('model', type=resolve_model, help='a .keras file written by fcn-nuclei train, or a shipped model by name (dsb2018)')
     evaluation.add_argument('--data', default=None, help="dataset folder in the DSB layout (default: $FCN_NUCLEI_DATA, else synthetic)")
     evaluation.add_argument('--split', default='auto', choices=('auto', 'validation', 'all'), help="images to score (default: the model's validation split when the data is its training data, else all)")
     evaluation.add_argument('--tune', action='store_true', help='re-tune the post-processing on the validation split')
@@ -195,8 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
     ablation.add_argument('--out', type=Path, default=Path('results/ablation.json'), help='JSON file to write (default: results/ablation.json)')
     ablation.set_defaults(handler=command_ablation)
     prediction = commands.add_parser('predict', help='write instance-label images (and optionally probabilities and a Kaggle CSV) for images of any size')
-    prediction.add_argument('model', type=Path, help='a .keras file written by fcn-nuclei train')
     prediction.add_argument('inputs', nargs='+', help='image files (PNG, JPEG, TIFF), folders of images, or DSB-layout folders')
+    prediction.add_argument('--model', default=None, metavar='NAME|PATH', help=f"a shipped model by name ({', '.join(PRETRAINED)}) or a .keras file written by fcn-nuclei train (default: dsb2018, trained on all 664 DSB 2018 images)")
     prediction.add_argument('--out', type=Path, required=True, help='output folder: <image stem>.png (or .tif) label images, 0 = background')
     prediction.add_argument('--tile', type=int, default=None, help='tile side in pixels, a multiple of 32 (default: whole image up to 1536x1536, else 1024)')
     prediction.add_argument('--tta', action='store_true', help='test-time augmentation: average the 8 flips and 90-degree rotations')

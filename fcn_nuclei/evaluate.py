@@ -27,15 +27,18 @@ from skimage import measure, segmentation, transform
 from skimage.feature import peak_local_max
 
 from . import __version__
-from .data import ARTICLE_SIZE, Sample, load_dsb, resolve_data, split_ids, write_atomic, write_json
-from .models import call_model, predict_padded
+from .data import load_dsb, Sample, split_ids
+from .files import write_atomic, write_json
+from .pipeline import ARTICLE_SIZE
+from .sources import resolve_data
+from .models import call_model, load_model, predict_padded
 from .normalize import median_diameter, model_normalization, predict_native, scale_postprocessing
 from .train import train
 
 # %% auto #0
 __all__ = ['DSB_THRESHOLDS', 'METHODS', 'ABLATION', 'intersection_table', 'object_scores', 'pixel_scores',
-           'probabilities_to_labels', 'predict_whole_image', 'postprocessing_grid', 'tune_postprocessing', 'load_model',
-           'evaluate', 'read_postprocessing', 'validate_postprocessing', 'default_postprocessing', 'show_extremes',
+           'probabilities_to_labels', 'article_probabilities', 'postprocessing_grid', 'tune_postprocessing', 'evaluate',
+           'read_postprocessing', 'validate_postprocessing', 'default_postprocessing', 'show_extremes',
            'write_evaluation', 'run_ablation']
 
 # %% ../nbs/05_evaluation.ipynb #c74e3703
@@ -125,12 +128,10 @@ def probabilities_to_labels(probabilities: np.ndarray, # (H, W) nucleus probabil
     return _clean(segmentation.watershed(-nucleus, seeds, mask=foreground), min_size)
 
 # %% ../nbs/05_evaluation.ipynb #0941e495
-def predict_whole_image(model: keras.Model, # A model from `build_fcn` or `train`
+def article_probabilities(model: keras.Model, # A model trained with the article's protocol
                           image: np.ndarray, # (H, W, 3) uint8
-                          protocol: str = 'native', # 'native' or 'article' (128x128 resize round trip)
                          ) -> np.ndarray:
-    "Probabilities (H, W, channels) for one whole image at its native size."
-    if protocol == 'native': return predict_padded(model, image)
+    "The article's protocol: resize to 128x128, predict, resize the probabilities (H, W, channels) back to the image's size."
     small = transform.resize(image, (ARTICLE_SIZE, ARTICLE_SIZE), order=1, preserve_range=True, anti_aliasing=True).astype(np.float32)
     probabilities = call_model(model, small[None])[0]
     return transform.resize(probabilities, image.shape[:2] + probabilities.shape[-1:], order=1)
@@ -159,18 +160,6 @@ def tune_postprocessing(probabilities: list[np.ndarray], # Per-image probability
     return {key: value for key, value in best.items() if key != 'dsb'}, tried
 
 # %% ../nbs/05_evaluation.ipynb #43e357f0
-def load_model(path: str | Path) -> keras.Model:
-    "Load a `.keras` model in safe mode, with a clear error for a file that is not one."
-    path = Path(path)
-    if not path.is_file(): raise ValueError(f"{path}: model file not found")
-    try: model = keras.models.load_model(path, safe_mode=True, compile=False)
-    except Exception as error: raise ValueError(f"{path}: not a loadable Keras model ({type(error).__name__}: {error})") from error
-    shape = model.input_shape[0] if isinstance(model.input_shape, list) else model.input_shape
-    if len(shape) != 4 or shape[-1] != 3: raise ValueError(f"{path}: model takes inputs of shape {shape}; fcn_nuclei models take RGB images (N, H, W, 3)")
-    if len(model.inputs) != 1 or len(model.outputs) != 1 or len(model.output_shape) != 4:
-        raise ValueError(f"{path}: model has {len(model.inputs)} inputs and {len(model.outputs)} outputs; fcn_nuclei models map one image to one probability map")
-    return model
-
 def _model_config(model_path: Path) -> dict:
     "The `config.json` written by `train` beside a model, if any."
     config = model_path.parent/'config.json'
@@ -207,7 +196,7 @@ def evaluate(model_path: str | Path, # A `.keras` file from `train`
     else: split = 'all'
     protocol = config.get('protocol', 'native')
     started = time.perf_counter()
-    if protocol == 'article': probabilities, scaling = [predict_whole_image(model, s.image, protocol) for s in samples], [dict(diameter=None, scale=1.0)] * len(samples)
+    if protocol == 'article': probabilities, scaling = [article_probabilities(model, s.image) for s in samples], [dict(diameter=None, scale=1.0)] * len(samples)
     else: probabilities, scaling = map(list, zip(*[predict_native(model, s.image, normalization, diameter=diameter, channel=channel, source=s.id) for s in samples])) if samples else ([], [])
     scales = [info['scale'] for info in scaling]
     predict_seconds = time.perf_counter() - started

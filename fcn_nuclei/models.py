@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from pathlib import Path
 from typing import Callable
 
 import keras
@@ -16,10 +17,10 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
-from .data import reflect_pad
+from .pipeline import reflect_pad
 
 # %% auto #0
-__all__ = ['ENCODER_FILTERS', 'BOTTLENECK_FILTERS', 'STRIDE', 'DECODERS', 'NAIVE_CHANNELS', 'conv_block', 'StrideCheck', 'build_encoder', 'register_decoder', 'build_fcn', 'naive_decoder', 'naive_bilinear_decoder', 'naive_x16_decoder', 'stage_sizes', 'pad_to_stride', 'crop_to', 'call_model', 'predict_padded', 'DECODER_FILTERS', 'upsample_step', 'stepwise_decoder', 'article_decoder', 'fcn16s_decoder', 'fcn8s_decoder', 'skips_decoder']
+__all__ = ['ENCODER_FILTERS', 'BOTTLENECK_FILTERS', 'STRIDE', 'DECODERS', 'DECODER_STAGES', 'ENCODER_STAGES', 'NAIVE_CHANNELS', 'conv_block', 'StrideCheck', 'build_encoder', 'register_decoder', 'stepwise_stages', 'build_fcn', 'naive_decoder', 'naive_x16_decoder', 'stage_sizes', 'pad_to_stride', 'crop_to', 'call_model', 'predict_padded', 'load_model', 'DECODER_FILTERS', 'upsample_step', 'stepwise_decoder', 'article_decoder', 'fcn16s_decoder', 'fcn8s_decoder', 'skips_decoder']
 
 # %% ../nbs/01_naive_upsampling.ipynb #b5b5448e
 ENCODER_FILTERS = (16, 32, 64, 128, 128)  # the article's five blocks
@@ -70,14 +71,22 @@ def build_encoder(inputs, # The model's image input (N, H, W, 3)
 
 # %% ../nbs/01_naive_upsampling.ipynb #2801343d
 DECODERS: dict[str, Callable] = {}
+DECODER_STAGES: dict[str, tuple[str, ...]] = {}  # variant -> names of the layers whose outputs are its decoding stages
+ENCODER_STAGES = tuple(f'pool{index}' for index in range(1, 6)) + ('bottleneck_conv2',)
 
 def register_decoder(name: str, # The `variant` that `build_fcn` will accept for it
+                     stages: tuple[str, ...], # Names of the layers the decoder builds whose outputs `stage_sizes` reports, in order
                     ):
-    "Decorator: make a decoder available to `build_fcn` under `name`."
+    "Decorator: make a decoder available to `build_fcn` under `name`, declaring its stage layers."
     def register(function):
-        DECODERS[name] = function
+        DECODERS[name], DECODER_STAGES[name] = function, tuple(stages)
         return function
     return register
+
+def stepwise_stages(*kinds: str # Layer suffixes per x2 step, e.g. 'up', 'out'
+                   ) -> tuple[str, ...]:
+    "Stage names of a decoder with one x2 step per scale, `decoder5_<kind>` (from 1/32) down to `decoder1_<kind>`."
+    return tuple(f'decoder{step}_{kind}' for step in range(5, 0, -1) for kind in kinds)
 
 def build_fcn(variant: str = 'skips', # A registered decoder: 'naive', 'naive_x16', 'fcn16s', 'fcn8s', 'stepwise', 'article' or 'skips'
               outputs: int = 1, # Output channels, each with its own sigmoid
@@ -99,23 +108,15 @@ def build_fcn(variant: str = 'skips', # A registered decoder: 'naive', 'naive_x1
 # %% ../nbs/01_naive_upsampling.ipynb #868b3abb
 NAIVE_CHANNELS = 16
 
-@register_decoder('naive')
+@register_decoder('naive', stages=('naive_upsample_x32',))
 def naive_decoder(skips, # The encoder's block outputs, full to 1/16 scale (unused: no skips here)
                   bottleneck, # The 1/32-scale bottleneck
-                  upsampling: str = 'learned', # 'learned' (one transpose convolution) or 'bilinear' (fixed interpolation)
                  ):
     "FCN-32s style: project the 1/32 map to a few channels and upsample it x32 in one step."
     scores = layers.Conv2D(NAIVE_CHANNELS, 1, activation='relu', kernel_initializer='he_normal', name='naive_scores')(bottleneck)
-    if upsampling == 'bilinear': return layers.UpSampling2D(STRIDE, interpolation='bilinear', name='naive_upsample_x32')(scores)
-    if upsampling != 'learned': raise ValueError(f"unknown upsampling {upsampling!r}: use 'learned' or 'bilinear'")
     return layers.Conv2DTranspose(NAIVE_CHANNELS, 2 * STRIDE, strides=STRIDE, padding='same', activation='relu', name='naive_upsample_x32')(scores)
 
-@register_decoder('naive_bilinear')
-def naive_bilinear_decoder(skips, bottleneck):
-    "The naive decoder with a fixed bilinear x32 interpolation instead of a learned one."
-    return naive_decoder(skips, bottleneck, 'bilinear')
-
-@register_decoder('naive_x16')
+@register_decoder('naive_x16', stages=('naive_upsample_x16',))
 def naive_x16_decoder(skips, # The encoder's block outputs, full to 1/16 scale: only the last, at 1/16, is used
                       bottleneck, # The 1/32-scale bottleneck (unused: this encoder is cut at 1/16)
                      ):
@@ -126,10 +127,16 @@ def naive_x16_decoder(skips, # The encoder's block outputs, full to 1/16 scale: 
 # %% ../nbs/01_naive_upsampling.ipynb #357c686c
 def stage_sizes(model: keras.Model, # A model from `build_fcn`
                 height: int = 256, width: int = 256, # Input size
+                variant: str | None = None, # Its decoder (default: from the model's name, `fcn_<variant>`)
                ) -> list[tuple[str, tuple[int, int, int]]]:
-    "The (height, width, channels) after each pooling, the bottleneck, each decoder step and the output, for one input size."
-    names = [layer.name for layer in model.layers if layer.name.startswith('pool') or layer.name.endswith(('_up', '_out', '_x32', '_x16', '_x8'))
-             or layer.name in ('bottleneck_conv2', 'probabilities')]
+    "The (height, width, channels) after each pooling, the bottleneck, each stage its decoder declares and the output, for one input size."
+    variant = variant or model.name.removeprefix('fcn_')
+    if variant not in DECODER_STAGES: raise ValueError(f"{model.name}: cannot tell its decoder; pass variant= one of {sorted(DECODER_STAGES)}")
+    present = {layer.name for layer in model.layers}
+    missing = [name for name in DECODER_STAGES[variant] if name not in present]
+    if missing: raise ValueError(f"{model.name}: decoder {variant!r} declares stage layers it did not build: {missing}")
+    declared = set(ENCODER_STAGES) | set(DECODER_STAGES[variant]) | {'probabilities'}  # an encoder cut short (naive_x16) lacks its last stages
+    names = [layer.name for layer in model.layers if layer.name in declared]
     probe = keras.Model(model.inputs, [model.get_layer(name).output for name in names])
     outputs = probe([np.zeros((1, height, width, 3), np.float32)], training=False)  # a list, like the model's inputs
     return [(name, tuple(int(size) for size in output.shape[1:])) for name, output in zip(names, outputs)]
@@ -162,6 +169,21 @@ def predict_padded(model: keras.Model, # A model from `build_fcn`
     "Probabilities (H, W, outputs) for one image of any size: pad to the stride, predict, crop back."
     return crop_to(call_model(model, pad_to_stride(image)[None])[0], *image.shape[:2])
 
+# %% ../nbs/01_naive_upsampling.ipynb #f15d4503
+def load_model(path: str | Path, # A `.keras` file from `train` or `Model.save`
+              ) -> keras.Model:
+    "Load a `.keras` model in safe mode, with a clear error for a file that is not one."
+    path = Path(path)
+    if not path.is_file(): raise ValueError(f"{path}: model file not found")
+    try: model = keras.models.load_model(path, safe_mode=True, compile=False)
+    except Exception as error: raise ValueError(f"{path}: not a loadable Keras model ({type(error).__name__}: {error})") from error
+    shape = model.input_shape[0] if isinstance(model.input_shape, list) else model.input_shape
+    if len(shape) != 4 or shape[-1] != 3: raise ValueError(f"{path}: model takes inputs of shape {shape}; fcn_nuclei models take RGB images (N, H, W, 3)")
+    if len(model.inputs) != 1 or len(model.outputs) != 1 or len(model.output_shape) != 4:
+        raise ValueError(f"{path}: model has {len(model.inputs)} inputs and {len(model.outputs)} outputs; fcn_nuclei models map one image to one probability map")
+    return model
+
+
 # %% ../nbs/02_stepwise_decoder.ipynb #07009495
 DECODER_FILTERS = tuple(reversed(ENCODER_FILTERS))  # (128, 128, 64, 32, 16): channels after each x2 step
 
@@ -173,7 +195,7 @@ def upsample_step(features, # Feature map to enlarge x2
     "One learned x2 upsampling: a 2x2 transpose convolution with stride 2."
     return layers.Conv2DTranspose(filters, 2, strides=2, padding='same', activation=activation, kernel_initializer='he_normal', name=f'decoder{step}_up')(features)
 
-@register_decoder('stepwise')
+@register_decoder('stepwise', stages=stepwise_stages('up'))
 def stepwise_decoder(skips, # The encoder's block outputs (unused: no skips here)
                      bottleneck, # The 1/32-scale bottleneck
                     ):
@@ -184,7 +206,7 @@ def stepwise_decoder(skips, # The encoder's block outputs (unused: no skips here
     return features
 
 # %% ../nbs/02_stepwise_decoder.ipynb #c36843a9
-@register_decoder('article')
+@register_decoder('article', stages=stepwise_stages('up', 'out'))
 def article_decoder(skips, # The encoder's block outputs (unused: no skips here)
                     bottleneck, # The 1/32-scale bottleneck
                    ):
@@ -203,7 +225,7 @@ def _score_and_fuse(features, skip, step: int):
     scored = layers.Conv2D(NAIVE_CHANNELS, 1, kernel_initializer='he_normal', name=f'decoder{step}_skip')(skip)
     return layers.Add(name=f'decoder{step}_out')([upsampled, scored])
 
-@register_decoder('fcn16s')
+@register_decoder('fcn16s', stages=('decoder5_up', 'decoder5_out', 'fcn16s_upsample_x16'))
 def fcn16s_decoder(skips, # The encoder's block outputs, full to 1/16 scale: the 1/16 one (the paper's pool4) is fused
                    bottleneck, # The 1/32-scale bottleneck
                   ):
@@ -212,7 +234,7 @@ def fcn16s_decoder(skips, # The encoder's block outputs, full to 1/16 scale: the
     fused = _score_and_fuse(scores, skips[4], 5)
     return layers.Conv2DTranspose(NAIVE_CHANNELS, STRIDE, strides=STRIDE // 2, padding='same', activation='relu', name='fcn16s_upsample_x16')(fused)
 
-@register_decoder('fcn8s')
+@register_decoder('fcn8s', stages=('decoder5_up', 'decoder5_out', 'decoder4_up', 'decoder4_out', 'fcn8s_upsample_x8'))
 def fcn8s_decoder(skips, # The encoder's block outputs: the 1/16 and 1/8 ones (the paper's pool4 and pool3) are fused
                   bottleneck, # The 1/32-scale bottleneck
                  ):
@@ -222,7 +244,7 @@ def fcn8s_decoder(skips, # The encoder's block outputs: the 1/16 and 1/8 ones (t
     return layers.Conv2DTranspose(NAIVE_CHANNELS, STRIDE // 2, strides=STRIDE // 4, padding='same', activation='relu', name='fcn8s_upsample_x8')(fused)
 
 # %% ../nbs/03_skip_connections.ipynb #1e02f6e7
-@register_decoder('skips')
+@register_decoder('skips', stages=stepwise_stages('up', 'out'))
 def skips_decoder(skips, # The encoder's block outputs, full to 1/16 scale, fused back at each step
                   bottleneck, # The 1/32-scale bottleneck
                  ):

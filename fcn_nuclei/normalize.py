@@ -19,7 +19,8 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from .data import Sample, to_rgb_uint8
+from .data import Sample
+from .files import to_rgb_uint8
 from .models import predict_padded
 
 # %% auto #0

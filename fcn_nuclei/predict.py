@@ -8,6 +8,7 @@ Docs: https://fcn-nuclei.github.io/fcn_nuclei/inference.html.md"""
 from __future__ import annotations
 
 import csv
+import importlib.resources
 import json
 import math
 import os
@@ -23,15 +24,15 @@ import tifffile
 from PIL import Image
 from tqdm.auto import tqdm
 
-from .data import IMAGE_SUFFIXES, list_images, read_array, read_image, read_labels, write_atomic
-from .evaluate import default_postprocessing, load_model, object_scores, probabilities_to_labels, read_postprocessing
-from .models import STRIDE, build_fcn, call_model, pad_to_stride
+from .files import IMAGE_SUFFIXES, list_images, read_array, read_image, read_labels, write_atomic
+from .evaluate import default_postprocessing, object_scores, probabilities_to_labels, read_postprocessing
+from .models import STRIDE, build_fcn, call_model, load_model, pad_to_stride
 from .normalize import CHANNEL_RULES, Normalization, check_request, model_normalization, predict_native, scale_postprocessing
 
 # %% auto #0
-__all__ = ['OUTPUT_FORMATS', 'tile_starts', 'predict_probabilities', 'load_postprocessing', 'predict_image', 'rle_encode',
-           'rle_decode', 'labels_to_rle', 'collect_inputs', 'write_label_image', 'check_outputs', 'PredictionReport',
-           'check_writable', 'predict_paths']
+__all__ = ['OUTPUT_FORMATS', 'PRETRAINED', 'tile_starts', 'predict_probabilities', 'load_postprocessing', 'predict_image',
+           'rle_encode', 'rle_decode', 'labels_to_rle', 'collect_inputs', 'write_label_image', 'check_outputs',
+           'PredictionReport', 'check_writable', 'predict_paths', 'pretrained_path', 'resolve_model', 'load_pretrained']
 
 # %% ../nbs/07_inference.ipynb #7788138b
 def _dihedral(array: np.ndarray, index: int, inverse: bool = False) -> np.ndarray:
@@ -43,16 +44,12 @@ def _dihedral(array: np.ndarray, index: int, inverse: bool = False) -> np.ndarra
     array = np.rot90(array, -rotations)
     return array[:, ::-1] if flip else array
 
-def _forward(model: keras.Model, batch: np.ndarray) -> np.ndarray:
-    "Probabilities for a batch whose sides are multiples of the stride."
-    return call_model(model, batch)
-
 def _predict_whole(model: keras.Model, image: np.ndarray, tta: bool) -> np.ndarray:
     "Probabilities of one padded image in one pass (averaged over the 8 flips/rotations with `tta`)."
-    if not tta: return _forward(model, image[None])[0]
+    if not tta: return call_model(model, image[None])[0]
     total = None
     for index in range(8):
-        prediction = _dihedral(_forward(model, np.ascontiguousarray(_dihedral(image, index))[None])[0], index, inverse=True)
+        prediction = _dihedral(call_model(model, np.ascontiguousarray(_dihedral(image, index))[None])[0], index, inverse=True)
         total = prediction if total is None else total + prediction
     return total / 8
 
@@ -298,3 +295,25 @@ def predict_paths(model_path: str | Path, # A `.keras` model from `train`
         write_atomic(Path(csv_path), write_csv)
     report.seconds = time.perf_counter() - started
     return report
+
+# %% ../nbs/07_inference.ipynb #6a3d2dc4
+PRETRAINED = {'dsb2018': 'the skips FCN with contours and the input contract, trained on all 664 images of the DSB 2018 training set (BBBC038)'}
+
+def pretrained_path(name: str = 'dsb2018', # A name in `PRETRAINED`
+                   ) -> Path:
+    "The `.keras` file of a model shipped with the package (its `config.json` and `postprocess.json` lie beside it)."
+    if name not in PRETRAINED: raise ValueError(f"unknown pretrained model {name!r}: choose one of {sorted(PRETRAINED)}")
+    path = Path(str(importlib.resources.files('fcn_nuclei')/'pretrained'/name/'model.keras'))
+    if not path.is_file(): raise ValueError(f"pretrained model {name!r} is not installed: {path} is missing (reinstall fcn-nuclei)")
+    return path
+
+def resolve_model(model: str | Path | None = None, # A name in `PRETRAINED`, a path to a `.keras` file, or None (the default, 'dsb2018')
+                 ) -> Path:
+    "The `.keras` file a user's model argument names."
+    if model is None or str(model) in PRETRAINED: return pretrained_path(str(model or 'dsb2018'))
+    return Path(model)
+
+def load_pretrained(name: str = 'dsb2018', # A name in `PRETRAINED`
+                   ) -> keras.Model:
+    "A model shipped with the package, loaded in safe mode."
+    return load_model(pretrained_path(name))

@@ -25,7 +25,10 @@ import tensorflow as tf
 from keras import ops
 
 from . import __version__
-from .data import PROTOCOLS, load_dsb, make_dataset, resolve_data, split_ids, write_atomic, write_json
+from .data import load_dsb, split_ids
+from .files import write_atomic, write_json
+from .pipeline import INTENSITY_AUGMENTATIONS, make_dataset, PROTOCOLS
+from .sources import resolve_data
 from .models import DECODERS, STRIDE, build_fcn
 from .normalize import Normalization, median_diameter, prepare_sample
 
@@ -226,6 +229,80 @@ def _deduplicate_history(path: Path):
             writer = csv.DictWriter(handle, fieldnames=list(rows[0])); writer.writeheader(); writer.writerows(ordered)
     write_atomic(path, write_rows)
 
+# %% ../nbs/04_training.ipynb #2cc76f38
+def _training_samples(data, samples, out, verbose, protocol, crop, split, validation_fraction, seed, all_images):
+    "Step 1: load the samples (unless given), check them against the settings, and split them: (samples, training, validation, data folder, validation ids)."
+    data_folder = None
+    if samples is None:
+        data_folder = resolve_data(data)
+        check_outside_data(out, data_folder)
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            samples = load_dsb(data_folder, progress=verbose != 0)
+    if len(samples) < 2: raise ValueError(f"{data_folder or 'samples'}: need at least 2 labelled images, found {len(samples)}")
+    largest = max(max(s.image.shape[:2]) for s in samples)
+    if protocol == 'native' and crop > largest: raise ValueError(f"crop {crop} is larger than every image (largest side {largest}); choose a smaller --crop")
+    train_ids, validation_ids = split or split_ids(samples, validation_fraction, seed)
+    if all_images: train_ids = sorted(set(train_ids) | set(validation_ids))
+    train_samples = [s for s in samples if s.id in set(train_ids)]
+    validation_samples = [s for s in samples if s.id in set(validation_ids)]
+    if not train_samples or not validation_samples: raise ValueError(f"the split leaves {len(train_samples)} training and {len(validation_samples)} validation images; both need at least one")
+    return samples, train_samples, validation_samples, data_folder, validation_ids
+
+def _pipelines(train_samples, validation_samples, protocol, crop, seed, crops_per_image, contours, augmentation, replicas, strategy, global_batch):
+    "Step 2: the training and validation `tf.data` pipelines, sharded by data when several workers train."
+    train_data = make_dataset(train_samples, protocol, True, crop, global_batch, seed, crops_per_image=crops_per_image, contours=contours, **augmentation)
+    # several replicas need equal batches: one crop per replica, dropping at most replicas - 1 crops
+    validation_data = make_dataset(validation_samples, protocol, False, max(crop, 256), global_batch if replicas == 1 else replicas, seed, drop_remainder=replicas > 1,
+                                   contours=contours)
+    if strategy == 'multiworker':
+        options = tf.data.Options(); options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        train_data, validation_data = train_data.with_options(options), validation_data.with_options(options)
+    return train_data, validation_data
+
+def _compiled_model(distribution, variant, outputs, precision, strategy, loss, learning_rate):
+    "Step 3: build and compile the model inside the strategy's scope, its layers under the chosen precision policy."
+    with distribution.scope():
+        previous_policy = keras.mixed_precision.global_policy()
+        keras.mixed_precision.set_global_policy(precision)  # layers keep the policy they are built with
+        try: model = build_fcn(variant, outputs=outputs)
+        finally: keras.mixed_precision.set_global_policy(previous_policy)
+        if strategy == 'multiworker': model = _ReplicaLogs(model.inputs, model.outputs, name=model.name)
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=LOSSES[loss], metrics=[PixelIoU(), PixelDice()])
+    if strategy == 'multiworker':
+        # Keras 3 and multi-worker training (keras-team/keras#20585): Keras fails to build a model from a multi-worker
+        # batch before tracing, so we let it take the strategy from the surrounding scope and build inside the
+        # distributed step.
+        model._distribute_strategy = None
+    return model
+
+def _callbacks(out: Path, learning_rate, epochs, validation_every, patience) -> list:
+    "Step 4: schedule, NaN guard, atomic best checkpoint, CSV and TensorBoard logs, backup for resuming, early stopping."
+    callbacks = [
+        keras.callbacks.LearningRateScheduler(cosine_schedule(learning_rate, epochs)),
+        keras.callbacks.TerminateOnNaN(),
+        AtomicBestCheckpoint(out/'model.keras', monitor='val_iou', mode='max'),
+        keras.callbacks.CSVLogger(str(out/'history.csv'), append=True),
+        keras.callbacks.TensorBoard(str(out/'logs'), write_graph=False, profile_batch=0),
+        # last, so that an epoch is logged and checkpointed before its backup marks it done; double_checkpoint keeps
+        # the previous backup in case a kill corrupts the latest
+        keras.callbacks.BackupAndRestore(str(out/'backup'), double_checkpoint=True),
+    ]
+    if validation_every == 1: callbacks.append(keras.callbacks.EarlyStopping(monitor='val_iou', mode='max', patience=patience, restore_best_weights=True))
+    return callbacks
+
+def _run_metrics(out: Path, started: float, validation_images: int, protocol: str, variant: str) -> dict:
+    "Step 5: the run's metrics from its history (best validation epoch, NaN stop, time)."
+    _deduplicate_history(out/'history.csv')
+    rows = list(csv.DictReader(open(out/'history.csv')))
+    finite = [row for row in rows if math.isfinite(_number(row.get('val_iou'))) and math.isfinite(_number(row['loss']))]
+    stopped_on_nan = any(not math.isfinite(_number(row['loss'])) for row in rows)
+    if stopped_on_nan: print(f"training stopped: the loss became NaN; the last good model is {out/'model.keras'}", file=sys.stderr)
+    best = max(finite, key=lambda row: float(row['val_iou'])) if finite else None
+    return dict(validation_iou=float(best['val_iou']) if best else float('nan'), validation_dice=float(best['val_dice']) if best else float('nan'),
+                best_epoch=int(best['epoch']) + 1 if best else None, epochs_run=len(rows), stopped_on_nan=stopped_on_nan,
+                train_seconds=round(time.perf_counter() - started, 1), validation_images=validation_images, protocol=protocol, variant=variant)
+
 # %% ../nbs/04_training.ipynb #3dd1a3d0
 def train(data: str | Path | None = None, # Dataset folder, 'synthetic' or 'bbbc038' (None: $FCN_NUCLEI_DATA, else synthetic)
           out: str | Path = 'runs/train', # Output folder
@@ -250,7 +327,7 @@ def train(data: str | Path | None = None, # Dataset folder, 'synthetic' or 'bbbc
           normalize: bool = True, # Channel rule and per-image percentile stretch (`Normalization`), stored with the model
           rescale: bool = True, # Rescale every image to the training set's median nucleus diameter (needs `normalize`)
           zoom: tuple[float, float] = (0.67, 1.5), # Random magnification of training crops (native protocol)
-          intensity: bool = True, # Random gamma, blur, noise and colour-to-grey (native protocol)
+          intensity: bool = True, # Random gamma, posterisation, blur, lost resolution, noise and colour-to-grey (native protocol)
           split: tuple[list[str], list[str]] | None = None, # (training ids, validation ids) instead of `split_ids`
           all_images: bool = False, # Train on every image, validation images included (for a model to ship; its validation scores are then optimistic)
           overwrite: bool = False, # Replace the run already in `out` instead of resuming it
@@ -263,35 +340,16 @@ def train(data: str | Path | None = None, # Dataset folder, 'synthetic' or 'bbbc
     started = time.perf_counter()
     keras.utils.set_random_seed(seed)
     if deterministic: tf.config.experimental.enable_op_determinism()
-    data_folder = None
-    if samples is None:
-        data_folder = resolve_data(data)
-        check_outside_data(out, data_folder)
-        with warnings.catch_warnings():
-            warnings.simplefilter('ignore')
-            samples = load_dsb(data_folder, progress=verbose != 0)
-    if len(samples) < 2: raise ValueError(f"{data_folder or 'samples'}: need at least 2 labelled images, found {len(samples)}")
-    if protocol == 'native' and crop > max(max(s.image.shape[:2]) for s in samples):
-        raise ValueError(f"crop {crop} is larger than every image (largest side {max(max(s.image.shape[:2]) for s in samples)}); choose a smaller --crop")
-    train_ids, validation_ids = split or split_ids(samples, validation_fraction, seed)
-    if all_images: train_ids = sorted(set(train_ids) | set(validation_ids))
-    train_samples = [s for s in samples if s.id in set(train_ids)]
-    validation_samples = [s for s in samples if s.id in set(validation_ids)]
-    if not train_samples or not validation_samples: raise ValueError(f"the split leaves {len(train_samples)} training and {len(validation_samples)} validation images; both need at least one")
+    samples, train_samples, validation_samples, data_folder, validation_ids = _training_samples(
+        data, samples, out, verbose, protocol, crop, split, validation_fraction, seed, all_images)
     normalization = _normalization(train_samples, normalize, rescale and protocol == 'native')
-    replicas = distribution.num_replicas_in_sync
-    global_batch = batch_size * replicas
-    native_augmentation = dict(zoom=tuple(zoom), intensity=intensity) if protocol == 'native' else {}
     if normalization is not None:
         train_samples = [prepare_sample(s, normalization) for s in train_samples]
         validation_samples = [prepare_sample(s, normalization) for s in validation_samples]
-    train_data = make_dataset(train_samples, protocol, True, crop, global_batch, seed, crops_per_image=crops_per_image, contours=contours, **native_augmentation)
-    # several replicas need equal batches: one crop per replica, dropping at most replicas - 1 crops
-    validation_data = make_dataset(validation_samples, protocol, False, max(crop, 256), global_batch if replicas == 1 else replicas, seed, drop_remainder=replicas > 1,
-                                   contours=contours)
-    if strategy == 'multiworker':
-        options = tf.data.Options(); options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-        train_data, validation_data = train_data.with_options(options), validation_data.with_options(options)
+    replicas = distribution.num_replicas_in_sync
+    global_batch = batch_size * replicas
+    augmentation = dict(zoom=tuple(zoom), intensity=intensity) if protocol == 'native' else {}
+    train_data, validation_data = _pipelines(train_samples, validation_samples, protocol, crop, seed, crops_per_image, contours, augmentation, replicas, strategy, global_batch)
 
     chief = _is_chief(distribution)
     out = Path(out) if chief else Path(tempfile.mkdtemp(prefix='fcn-nuclei-worker-'))
@@ -302,50 +360,22 @@ def train(data: str | Path | None = None, # Dataset folder, 'synthetic' or 'bbbc
                   crop=crop, crops_per_image=crops_per_image, loss=loss, learning_rate=learning_rate, patience=patience, seed=seed,
                   validation_fraction=validation_fraction, strategy=strategy, contours=contours, outputs=1 + contours, validation_every=validation_every, deterministic=deterministic, precision=precision,
                   normalization=normalization.to_config() if normalization else None, zoom=list(zoom), intensity=intensity,
+                  intensity_augmentations=dict(INTENSITY_AUGMENTATIONS) if intensity and protocol == 'native' else None,
                   data_path=str(data_folder.resolve()) if data_folder else None, validation_ids=sorted(validation_ids), all_images=all_images,
                   machine=f"{os.cpu_count()} CPU cores, {platform.machine()}", command=' '.join(sys.argv))
     _claim_run_folder(out, config, overwrite)
     write_json(out/'config.json', config)
 
-    with distribution.scope():
-        previous_policy = keras.mixed_precision.global_policy()
-        keras.mixed_precision.set_global_policy(precision)  # layers keep the policy they are built with
-        try: model = build_fcn(variant, outputs=1 + contours)
-        finally: keras.mixed_precision.set_global_policy(previous_policy)
-        if strategy == 'multiworker': model = _ReplicaLogs(model.inputs, model.outputs, name=model.name)
-        model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=LOSSES[loss], metrics=[PixelIoU(), PixelDice()])
-    callbacks = [
-        keras.callbacks.LearningRateScheduler(cosine_schedule(learning_rate, epochs)),
-        keras.callbacks.TerminateOnNaN(),
-        AtomicBestCheckpoint(out/'model.keras', monitor='val_iou', mode='max'),
-        keras.callbacks.CSVLogger(str(out/'history.csv'), append=True),
-        keras.callbacks.TensorBoard(str(out/'logs'), write_graph=False, profile_batch=0),
-        # last, so that an epoch is logged and checkpointed before its backup marks it done; double_checkpoint keeps
-        # the previous backup in case a kill corrupts the latest
-        keras.callbacks.BackupAndRestore(str(out/'backup'), double_checkpoint=True),
-    ]
-    if validation_every == 1: callbacks.append(keras.callbacks.EarlyStopping(monitor='val_iou', mode='max', patience=patience, restore_best_weights=True))
+    model = _compiled_model(distribution, variant, 1 + contours, precision, strategy, loss, learning_rate)
     verbose = verbose if verbose is not None else (1 if sys.stdout.isatty() else 2)
-    if strategy == 'multiworker':
-        # Keras 3 and multi-worker training (keras-team/keras#20585): Keras fails to build a model from a multi-worker
-        # batch before tracing, so we let it take the strategy from the surrounding scope and build inside the
-        # distributed step.
-        model._distribute_strategy = None
     with distribution.scope():
-        history = model.fit(train_data, validation_data=validation_data, epochs=epochs, callbacks=callbacks, verbose=verbose, shuffle=False,  # tf.data shuffles
-                            validation_freq=[epoch for epoch in range(1, epochs + 1) if epoch % validation_every == 0 or epoch == epochs])
-    _deduplicate_history(out/'history.csv')
-    rows = list(csv.DictReader(open(out/'history.csv')))
-    finite = [row for row in rows if math.isfinite(_number(row.get('val_iou'))) and math.isfinite(_number(row['loss']))]
-    if any(not math.isfinite(_number(row['loss'])) for row in rows):
-        print(f"training stopped: the loss became NaN; the last good model is {out/'model.keras'}", file=sys.stderr)
-    best = max(finite, key=lambda row: float(row['val_iou'])) if finite else None
-    metrics = dict(validation_iou=float(best['val_iou']) if best else float('nan'), validation_dice=float(best['val_dice']) if best else float('nan'),
-                   best_epoch=int(best['epoch']) + 1 if best else None, epochs_run=len(rows), stopped_on_nan=any(not math.isfinite(_number(row['loss'])) for row in rows),
-                   train_seconds=round(time.perf_counter() - started, 1), validation_images=len(validation_samples), protocol=protocol, variant=variant)
+        model.fit(train_data, validation_data=validation_data, epochs=epochs, callbacks=_callbacks(out, learning_rate, epochs, validation_every, patience),
+                  verbose=verbose, shuffle=False,  # tf.data shuffles
+                  validation_freq=[epoch for epoch in range(1, epochs + 1) if epoch % validation_every == 0 or epoch == epochs])
+    metrics = _run_metrics(out, started, len(validation_samples), protocol, variant)
     if chief:
         write_json(out/'metrics.json', metrics)
         import matplotlib
-        if rows: plot_curves(out/'history.csv', out/'curves.png'); matplotlib.pyplot.close('all')
+        if metrics['epochs_run']: plot_curves(out/'history.csv', out/'curves.png'); matplotlib.pyplot.close('all')
     else: shutil.rmtree(out, ignore_errors=True)
     return metrics
