@@ -28,6 +28,7 @@ from .files import IMAGE_SUFFIXES, list_images, read_array, read_image, read_lab
 from .evaluate import default_postprocessing, object_scores, probabilities_to_labels, read_postprocessing
 from .models import STRIDE, build_fcn, call_model, load_model, pad_to_stride
 from .normalize import CHANNEL_RULES, Normalization, check_request, model_normalization, predict_native, scale_postprocessing
+from .outlines import require_roifile, write_geojson, write_imagej_rois
 
 # %% auto #0
 __all__ = ['OUTPUT_FORMATS', 'PRETRAINED', 'tile_starts', 'predict_probabilities', 'load_postprocessing', 'predict_image',
@@ -238,6 +239,8 @@ def predict_paths(model_path: str | Path, # A `.keras` model from `train`
                   progress: bool = True, # Show a progress bar and a line per image
                   diameter: float | None = None, # Nucleus diameter in pixels for every image; None: estimated per image
                   channel: str | None = None, # Override the model's channel rule: one of `CHANNEL_RULES`
+                  rois: bool = False, # Also write `<id>_rois.zip`, one ImageJ ROI per nucleus (needs `roifile`)
+                  geojson: bool = False, # Also write `<id>.geojson`, QuPath detections
                  ) -> PredictionReport:
     "Predict instance labels for every input image and write `predictions.csv` (diameter, scale, nuclei per image); bad files are reported, not fatal; inputs are never written."
     if output_format not in OUTPUT_FORMATS: raise ValueError(f"unknown format {output_format!r}: use one of {OUTPUT_FORMATS}")
@@ -250,6 +253,9 @@ def predict_paths(model_path: str | Path, # A `.keras` model from `train`
     outputs = [out/f'{image_id}{suffix}' for image_id, _ in items] + [out/'predictions.csv']
     outputs += [out/f'{image_id}_probability.png' for image_id, _ in items] if probabilities else []
     outputs += [Path(csv_path)] if csv_path else []
+    outputs += [out/f'{image_id}_rois.zip' for image_id, _ in items] if rois else []
+    outputs += [out/f'{image_id}.geojson' for image_id, _ in items] if geojson else []
+    if rois: require_roifile()  # before any work
     settings = [model_path.parent/name for name in ('config.json', 'postprocess.json') if (model_path.parent/name).exists()]
     check_outputs(out, outputs, [path for _, path in items] + [model_path] + settings)
     model = load_model(model_path)
@@ -269,6 +275,8 @@ def predict_paths(model_path: str | Path, # A `.keras` model from `train`
             scaled = np.clip(probability[..., 0] * 255 + 0.5, 0, 255).astype(np.uint8)
             write_atomic(out/f'{image_id}_probability.png', lambda temporary: Image.fromarray(scaled).save(temporary, format='PNG'))
         if csv_path: rows.extend((image_id, encoded) for encoded in labels_to_rle(labels) or [''])
+        if rois: write_imagej_rois(out/f'{image_id}_rois.zip', labels)
+        if geojson: write_geojson(out/f'{image_id}.geojson', labels)
 
     for image_id, path in tqdm(items, desc='predicting', unit='image', disable=None if progress else True, leave=False):
         try:
