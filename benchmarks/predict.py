@@ -1,6 +1,6 @@
 """Inference benchmark: end-to-end time (read, predict, post-process, write) and peak memory per image size.
 
-    python benchmarks/predict.py [--model PATH] [--sizes 256 1024 4096] [--repeats 3] [--diameter PX]
+    python benchmarks/predict.py [--model PATH] [--sizes 256 1024 4096] [--repeats 3] [--diameter PX] [--engines keras onnx]
 
 Each size runs in a fresh process, so its peak resident memory (ru_maxrss, TensorFlow's own footprint included) is
 its own. The image is a synthetic fluorescence field of that size written as PNG; the model defaults to the trained
@@ -11,7 +11,7 @@ from pathlib import Path
 
 repository = Path(__file__).resolve().parents[1]
 
-def one_size(model: str, size: int, repeats: int, diameter: float | None = None) -> dict:
+def one_size(model: str, size: int, repeats: int, diameter: float | None = None, engine: str = 'keras') -> dict:
     "Run in a child process: time predict_paths on one image of `size` x `size`, report peak memory."
     import resource
     import numpy as np
@@ -25,14 +25,14 @@ def one_size(model: str, size: int, repeats: int, diameter: float | None = None)
     tile = synthesize_sample(0, 512, 512)[0]
     image = np.tile(tile, (size // 512 + 1, size // 512 + 1, 1))[:size, :size]
     Image.fromarray(image).save(folder/'image.png')
-    predict_paths(model, [folder/'image.png'], folder/'warm', progress=False, diameter=diameter)  # load and trace once
+    predict_paths(model, [folder/'image.png'], folder/'warm', progress=False, diameter=diameter, engine=engine)  # load and trace (or export) once
     times = []
     for index in range(repeats):
         started = time.perf_counter()
-        report = predict_paths(model, [folder/'image.png'], folder/f'out{index}', progress=False, diameter=diameter)
+        report = predict_paths(model, [folder/'image.png'], folder/f'out{index}', progress=False, diameter=diameter, engine=engine)
         times.append(time.perf_counter() - started)
     seconds = statistics.median(times)
-    return dict(size=f'{size}x{size}', seconds_median=round(seconds, 3), seconds=[round(t, 3) for t in times],
+    return dict(engine=engine, size=f'{size}x{size}', seconds_median=round(seconds, 3), seconds=[round(t, 3) for t in times],
                 ms_per_megapixel=round(1000 * seconds / (size * size / 1e6), 1), nuclei=report.nuclei.get('image'),
                 peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 0))
 
@@ -42,19 +42,24 @@ if __name__ == '__main__':
     parser.add_argument('--sizes', type=int, nargs='+', default=[256, 1024, 4096])
     parser.add_argument('--repeats', type=int, default=3)
     parser.add_argument('--diameter', type=float, default=None, help='give the nucleus diameter (skips the per-image estimate)')
+    parser.add_argument('--engines', nargs='+', default=['keras'], choices=['keras', 'onnx'], help='prediction engines to time, each size in the same run (onnx needs the onnx extra)')
     parser.add_argument('--child', type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument('--engine', default='keras', help=argparse.SUPPRESS)
     arguments = parser.parse_args()
     os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
     if arguments.child:
-        print(json.dumps(one_size(arguments.model, arguments.child, arguments.repeats if arguments.child < 4096 else 1, arguments.diameter)))
+        print(json.dumps(one_size(arguments.model, arguments.child, arguments.repeats if arguments.child < 4096 else 1, arguments.diameter, arguments.engine)))
         sys.exit(0)
     results = []
     for size in arguments.sizes:
-        child = subprocess.run([sys.executable, __file__, '--model', arguments.model, '--repeats', str(arguments.repeats), '--child', str(size)]
-                               + (['--diameter', str(arguments.diameter)] if arguments.diameter else []),
-                               capture_output=True, text=True)
-        if child.returncode: sys.exit(child.stderr[-3000:])
-        results.append(json.loads(child.stdout.strip().splitlines()[-1]))
-        print(json.dumps(results[-1]), file=sys.stderr, flush=True)
+        for engine in arguments.engines:
+            child = subprocess.run([sys.executable, __file__, '--model', arguments.model, '--repeats', str(arguments.repeats), '--child', str(size), '--engine', engine]
+                                   + (['--diameter', str(arguments.diameter)] if arguments.diameter else []),
+                                   capture_output=True, text=True)
+            if child.returncode: sys.exit(child.stderr[-3000:])
+            results.append(json.loads(child.stdout.strip().splitlines()[-1]))
+            print(json.dumps(results[-1]), file=sys.stderr, flush=True)
+    speedups = {row['size']: round(next(r['seconds_median'] for r in results if r['size'] == row['size'] and r['engine'] == 'keras') / row['seconds_median'], 2)
+                for row in results if row['engine'] == 'onnx' and 'keras' in arguments.engines}
     print(json.dumps(dict(benchmark='predict_paths end to end', model=arguments.model if Path(arguments.model).is_file() else 'untrained skips (2 channels)',
-                          diameter=arguments.diameter or 'estimated per image', cores=os.cpu_count(), cpu=platform.processor() or platform.machine(), date=time.strftime('%Y-%m-%d'), results=results), indent=2))
+                          diameter=arguments.diameter or 'estimated per image', cores=os.cpu_count(), cpu=platform.processor() or platform.machine(), date=time.strftime('%Y-%m-%d'), results=results, **({'onnx_speedup_over_keras': speedups} if speedups else {})), indent=2))
