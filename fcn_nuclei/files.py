@@ -25,7 +25,7 @@ Image.MAX_IMAGE_PIXELS = None  # Pillow's decompression-bomb guard is replaced b
 
 # %% auto #0
 __all__ = ['IMAGE_SUFFIXES', 'MIN_IMAGE_SIDE', 'MAX_PIXELS', 'max_pixels', 'read_array', 'to_rgb_uint8', 'read_image',
-           'masks_to_labels', 'list_images', 'read_labels', 'write_atomic', 'write_json']
+           'masks_to_labels', 'list_images', 'read_labels', 'read_pixel_size', 'write_atomic', 'write_json']
 
 # %% ../nbs/10_image_files.ipynb #3dd35292
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.tif', '.tiff', '.bmp')
@@ -245,6 +245,39 @@ def read_labels(path: str | Path, # A PNG or TIFF of integer instance labels, 0 
     elif array.dtype.kind not in 'biu': raise ValueError(f"{path}: unsupported label dtype {array.dtype}")
     if array.size and (array.min() < 0 or array.max() > np.iinfo(np.uint32).max): raise ValueError(f"{path}: labels outside 0..4294967295")
     return array.astype(np.uint16 if not array.size or array.max() <= np.iinfo(np.uint16).max else np.uint32)
+
+# %% ../nbs/10_image_files.ipynb #1efa2463
+_MICROMETRES = {'um': 1.0, 'µm': 1.0, '\u00b5m': 1.0, 'micron': 1.0, 'microns': 1.0, 'micrometer': 1.0, 'micrometre': 1.0, 'nm': 1e-3, 'mm': 1e3, 'cm': 1e4, 'm': 1e6}
+
+def _rational(tag) -> float | None:
+    "A TIFF RATIONAL tag value (numerator, denominator) as a float; None when absent or zero."
+    if tag is None: return None
+    value = tag.value
+    number = value[0] / value[1] if isinstance(value, tuple) and value[1] else float(value) if not isinstance(value, tuple) else 0.0
+    return number or None
+
+def read_pixel_size(path: str | Path, # An image file
+                   ) -> float | None:
+    "Micrometres per pixel along x, from OME-TIFF, ImageJ TIFF or centimetre resolution tags; None when the file does not say."
+    path = Path(path)
+    if path.suffix.lower() not in ('.tif', '.tiff'): return None
+    try:
+        with tifffile.TiffFile(path) as tiff:
+            if tiff.is_ome and tiff.ome_metadata:
+                import xml.etree.ElementTree as ElementTree
+                pixels = next((element for element in ElementTree.fromstring(tiff.ome_metadata).iter() if element.tag.endswith('}Pixels') or element.tag == 'Pixels'), None)
+                if pixels is not None and pixels.get('PhysicalSizeX'):
+                    factor = _MICROMETRES.get(pixels.get('PhysicalSizeXUnit', 'µm'))
+                    return float(pixels.get('PhysicalSizeX')) * factor if factor else None
+            page = tiff.pages[0]
+            per_unit = _rational(page.tags.get('XResolution'))
+            if per_unit is None: return None
+            if tiff.is_imagej and tiff.imagej_metadata and tiff.imagej_metadata.get('unit'):
+                factor = _MICROMETRES.get(str(tiff.imagej_metadata['unit']).strip().lower())
+                return factor / per_unit if factor else None
+            unit = page.tags.get('ResolutionUnit')
+            return 1e4 / per_unit if unit is not None and int(unit.value) == 3 else None  # 3: centimetre; inches (2) describe screens, not microscopes
+    except (tifffile.TiffFileError, ValueError, KeyError, OSError): return None
 
 # %% ../nbs/10_image_files.ipynb #704bca16
 def write_atomic(path: str | Path, # The file to write

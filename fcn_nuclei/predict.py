@@ -24,7 +24,7 @@ import tifffile
 from PIL import Image
 from tqdm.auto import tqdm
 
-from .files import IMAGE_SUFFIXES, list_images, read_array, read_image, read_labels, write_atomic
+from .files import IMAGE_SUFFIXES, list_images, read_array, read_image, read_labels, read_pixel_size, write_atomic
 from .evaluate import default_postprocessing, object_scores, probabilities_to_labels, read_postprocessing
 from .models import STRIDE, build_fcn, call_model, load_model, pad_to_stride
 from .normalize import CHANNEL_RULES, Normalization, check_request, model_normalization, predict_native, scale_postprocessing
@@ -187,12 +187,19 @@ def collect_inputs(inputs: list[str | Path], # Image files, folders of images, o
     if duplicates: raise ValueError(f"two inputs share the name {duplicates[0]!r}; their outputs would overwrite each other")
     return found
 
-def write_label_image(path: Path, labels: np.ndarray):
-    "Write a label image atomically: PNG (`uint16`, at most 65,535 nuclei) or TIFF (`uint16`, `uint32` above that), by suffix."
+def write_label_image(path: Path, # `.png`, or `.tif`/`.tiff`
+                      labels: np.ndarray, # (H, W) instance labels
+                      pixel_size: float | None = None, # Micrometres per pixel, written into a TIFF (`read_pixel_size` of the input)
+                     ):
+    "Write a label image atomically: PNG (`uint16`, at most 65,535 nuclei) or TIFF (`uint16`, ImageJ-compatible, with the pixel size; `uint32` above 65,535), by suffix."
     count = int(labels.max()) if labels.size else 0
     if path.suffix.lower() in ('.tif', '.tiff'):
-        dtype = np.uint16 if count <= np.iinfo(np.uint16).max else np.uint32
-        write_atomic(path, lambda temporary: tifffile.imwrite(temporary, labels.astype(dtype)))
+        if count <= np.iinfo(np.uint16).max:  # ImageJ reads 16-bit labels with their calibration
+            scale = dict(resolution=(1 / pixel_size, 1 / pixel_size), metadata={'unit': 'um'}) if pixel_size else {}
+            write_atomic(path, lambda temporary: tifffile.imwrite(temporary, labels.astype(np.uint16), imagej=True, **scale))
+        else:  # ImageJ has no 32-bit integer images: a plain TIFF, calibrated in centimetres
+            scale = dict(resolution=(1e4 / pixel_size, 1e4 / pixel_size), resolutionunit=tifffile.RESUNIT.CENTIMETER) if pixel_size else {}
+            write_atomic(path, lambda temporary: tifffile.imwrite(temporary, labels.astype(np.uint32), **scale))
     elif count > np.iinfo(np.uint16).max: raise ValueError(f"{path}: {count:,} nuclei do not fit a 16-bit PNG; use --format tiff (32-bit labels)")
     else: write_atomic(path, lambda temporary: Image.fromarray(labels.astype(np.uint16)).save(temporary, format='PNG'))
 
@@ -271,10 +278,10 @@ def predict_paths(model_path: str | Path, # A `.keras` model from `train`
     if csv_path: check_writable(Path(csv_path).parent, 'run-length CSV')
     started, rows, table = time.perf_counter(), [], []
 
-    def finish(image_id: str, probability: np.ndarray, scale: float):
+    def finish(image_id: str, probability: np.ndarray, scale: float, pixel_size: float | None):
         "Post-process one prediction and write its files."
         labels = probabilities_to_labels(probability, **scale_postprocessing(postprocessing, scale))
-        write_label_image(out/f'{image_id}{suffix}', labels)
+        write_label_image(out/f'{image_id}{suffix}', labels, pixel_size)
         report.written.append(out/f'{image_id}{suffix}'); report.nuclei[image_id] = int(labels.max())
         if probabilities:
             scaled = np.clip(probability[..., 0] * 255 + 0.5, 0, 255).astype(np.uint8)
@@ -288,8 +295,9 @@ def predict_paths(model_path: str | Path, # A `.keras` model from `train`
             image = read_array(path)
             probability, info = predict_native(model, image, normalization, lambda prepared: predict_probabilities(model, prepared, tile=tile, tta=tta),
                                                diameter=diameter, channel=channel, source=path)
-            finish(image_id, probability, info['scale'])
-            table.append(dict(id=image_id, file=str(path), height=image.shape[0], width=image.shape[1], channel=info['channel'],
+            pixel_size = read_pixel_size(path)
+            finish(image_id, probability, info['scale'], pixel_size)
+            table.append(dict(id=image_id, file=str(path), height=image.shape[0], width=image.shape[1], pixel_size_um=pixel_size, channel=info['channel'],
                               diameter=info['diameter'], diameter_estimated=info['estimated'], scale=info['scale'], nuclei=report.nuclei[image_id]))
             if progress and info['diameter']:
                 tqdm.write(f"{image_id}: diameter {info['diameter']:.1f} px ({'estimated' if info['estimated'] else 'given'}), channel {info['channel']}, {report.nuclei[image_id]} nuclei", file=sys.stderr)
