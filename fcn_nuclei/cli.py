@@ -35,12 +35,13 @@ from .sources import download_bbbc038, resolve_data, write_synthetic_dataset
 from .models import DECODERS
 from .train import LOSSES, PRECISIONS, STRATEGIES, check_outside_data, train
 from .evaluate import evaluate, run_ablation, show_extremes, write_evaluation
+from .bioimageio_export import export_bioimageio
 from .predict import ENGINES, OUTPUT_FORMATS, PRETRAINED, check_writable, predict_paths, resolve_model
 from .normalize import CHANNEL_RULES, check_request, model_normalization
 
 # %% auto #0
 __all__ = ['command_synth', 'command_summary', 'command_train', 'command_evaluate', 'command_ablation', 'command_predict',
-           'command_tune', 'command_download', 'build_parser', 'main']
+           'command_tune', 'command_export_bioimageio', 'command_download', 'build_parser', 'main']
 
 # %% ../nbs/09_cli.ipynb #2f621fba
 def _print_summary(folder: Path, as_json: bool):
@@ -136,6 +137,16 @@ def command_tune(arguments) -> int:
         print(f"written to {target}", file=sys.stderr)
     return 0
 
+def command_export_bioimageio(arguments) -> int:
+    "Package a model for the bioimage.io model zoo: RDF 0.5, ONNX and SavedModel weights, test tensors, cover and README."
+    model = resolve_model(arguments.model)
+    if not model.is_file(): raise ValueError(f"{model}: no such model file")
+    if arguments.out.suffix.lower() != '.zip' or arguments.out.is_dir(): raise ValueError(f"{arguments.out}: give the path of a .zip file to write")
+    check_writable(arguments.out.parent, 'bioimage.io package')
+    package = export_bioimageio(model, arguments.out)
+    print(json.dumps(dict(package=str(package), megabytes=round(package.stat().st_size / 1e6, 1))))
+    return 0
+
 def command_download(arguments) -> int:
     "Download the real DSB 2018 training set into the cache and print its folder."
     print(download_bbbc038(cache=arguments.cache))
@@ -224,6 +235,10 @@ def build_parser() -> argparse.ArgumentParser:
     download = commands.add_parser('download', help='download the real training set (BBBC038 stage1_train) into the cache')
     download.add_argument('--cache', type=Path, default=None, help='cache folder (default: $FCN_NUCLEI_CACHE or the platform cache)')
     download.set_defaults(handler=command_download)
+    export = commands.add_parser('export-bioimageio', help='package a model for the bioimage.io model zoo (Fiji/deepImageJ, napari, ilastik, QuPath); needs the bioimageio extra')
+    export.add_argument('model', nargs='?', default=None, help='a shipped model by name (dsb2018, the default) or a .keras file written by fcn-nuclei train')
+    export.add_argument('--out', type=Path, required=True, help='the package to write, a .zip file (written under a temporary name, then renamed)')
+    export.set_defaults(handler=command_export_bioimageio)
     for reader in (summary, training, evaluation, ablation, prediction, tuning):
         reader.add_argument('--max-pixels', type=float, default=None, metavar='MP',
                             help=f"refuse images larger than this many megapixels, checked from each file's header before decoding (default: {MAX_PIXELS / 1e6:.0f}, or $FCN_NUCLEI_MAX_PIXELS)")
