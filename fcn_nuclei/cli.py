@@ -190,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     training.add_argument('--no-normalize', action='store_true', help="feed images as read (no channel rule, no per-image percentile stretch); implies --no-rescale")
     training.add_argument('--no-rescale', action='store_true', help="train at native scale instead of rescaling every image to the training set's median nucleus diameter")
     training.add_argument('--zoom', type=float, nargs=2, default=(0.67, 1.5), metavar=('LOW', 'HIGH'), help='random magnification range of training crops (default: 0.67 1.5; 1 1 turns it off)')
-    training.add_argument('--no-intensity', action='store_true', help='no random gamma, posterisation, blur, lost resolution, noise or colour-to-grey in training')
+    training.add_argument('--no-intensity', action='store_true', help='no random gamma, blur, noise or colour-to-grey in training')
     training.add_argument('--overwrite', action='store_true', help="replace the run in --out (its model, history and settings) instead of resuming it; without it, a different run's folder is refused")
     training.add_argument('--all-images', action='store_true', help='train on every image, the validation split included (a model to ship: its validation scores are then optimistic)')
     training.set_defaults(handler=command_train)

@@ -66,7 +66,7 @@ def validation_crops(samples: list[Sample], crop_size: int = 256, contours: bool
     return np.stack(images).astype(np.float32), np.stack(masks).astype(np.float32)
 
 # %% ../nbs/00a_pipeline.ipynb #1d9d4380
-INTENSITY_AUGMENTATIONS = dict(gamma=0.5, posterize=0.15, blur=0.2, resolution=0.25, noise=0.2, grey=0.1)  # probability of each, per crop
+INTENSITY_AUGMENTATIONS = dict(gamma=0.5, blur=0.2, noise=0.2, grey=0.1)  # probability of each, per crop
 
 def _gaussian_blur(image, sigma):
     "Blur an (H, W, 3) float image with a separable 7-tap Gaussian of standard deviation `sigma` (a tensor)."
@@ -78,21 +78,14 @@ def _gaussian_blur(image, sigma):
     return batch[0]
 
 def _vary_intensity(seeds, image):
-    "Random gamma, posterisation, blur, lost resolution, noise and colour-to-grey for an (H, W, 3) image in 0..255, each with its probability in `INTENSITY_AUGMENTATIONS`."
+    "Random gamma, blur, noise and colour-to-grey for an (H, W, 3) image in 0..255, each with its probability in `INTENSITY_AUGMENTATIONS`."
     draw = lambda index, low=0.0, high=1.0: tf.random.stateless_uniform([], seeds[index], low, high)
     chance = INTENSITY_AUGMENTATIONS
     image = image / 255.0
     gamma = tf.exp(draw(0, math.log(0.5), math.log(2.0)))  # dim nuclei (gamma > 1) and washed-out ones (gamma < 1)
     # tf.cond computes only the branch taken: most crops skip most of these operations
     image = tf.cond(draw(1) < chance['gamma'], lambda: tf.pow(tf.maximum(image, 0.0), gamma), lambda: image)
-    # a dim 8-bit image stretched to full range keeps only a few grey levels
-    levels = tf.round(tf.exp(draw(8, math.log(4.0), math.log(64.0))))
-    image = tf.cond(draw(9) < chance['posterize'], lambda: tf.round(image * levels) / levels, lambda: image)
     image = tf.cond(draw(2) < chance['blur'], lambda: _gaussian_blur(image, draw(3, 0.3, 1.5)), lambda: image)
-    # an image enlarged to the training diameter (small nuclei) is soft: shrink by 1..3x and enlarge back
-    size = tf.shape(image)[:2]
-    small = tf.maximum(tf.cast(tf.round(tf.cast(size, tf.float32) / tf.exp(draw(10, 0.0, math.log(3.0)))), tf.int32), 1)
-    image = tf.cond(draw(11) < chance['resolution'], lambda: tf.image.resize(tf.image.resize(image, small, antialias=True), size), lambda: image)
     image = tf.cond(draw(6) < chance['noise'], lambda: image + tf.random.stateless_normal(tf.shape(image), seeds[4]) * draw(5, 0.0, 0.05), lambda: image)
     image = tf.cond(draw(7) < chance['grey'], lambda: tf.repeat(tf.reduce_mean(image, axis=-1, keepdims=True), 3, axis=-1), lambda: image)
     return tf.clip_by_value(image, 0.0, 1.0) * 255.0
@@ -119,7 +112,7 @@ def _augment(seed, image, target, crop_size: int, geometric: bool = True, jitter
         brightness = tf.random.stateless_uniform([], seeds[5], -20.0, 20.0)
         mean = tf.reduce_mean(image)
         image = tf.clip_by_value((image - mean) * contrast + mean + brightness, 0.0, 255.0)
-    if intensity: image = _vary_intensity(tf.random.experimental.stateless_split(seeds[6], 12), image)
+    if intensity: image = _vary_intensity(tf.random.experimental.stateless_split(seeds[6], 8), image)
     return image, mask
 
 def make_dataset(samples: list[Sample], # Samples with labels
@@ -133,7 +126,7 @@ def make_dataset(samples: list[Sample], # Samples with labels
                  drop_remainder: bool = False, # Drop a last, smaller batch (several replicas need equal batches)
                  contours: bool = False, # Targets get a second channel, nucleus contours (native protocol)
                  zoom: tuple[float, float] = (1.0, 1.0), # Random magnification range of training crops (native protocol)
-                 intensity: bool = False, # Random gamma, posterisation, blur, lost resolution, noise and colour-to-grey in training (native protocol)
+                 intensity: bool = False, # Random gamma, blur, noise and colour-to-grey in training (native protocol)
                 ) -> tf.data.Dataset:
     "A batched `tf.data.Dataset` of (float32 image 0..255, float32 targets (H, W, 1 or 2)) pairs."
     if protocol not in PROTOCOLS: raise ValueError(f"unknown protocol {protocol!r}: use one of {PROTOCOLS}")
