@@ -8,13 +8,12 @@ Docs: https://fcn-nuclei.github.io/fcn_nuclei/onnx_engine.html.md"""
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 
+from .files import write_atomic
 from .models import build_fcn, call_model, load_model
 from .sources import cache_dir
 
@@ -42,14 +41,11 @@ def export_onnx(model_path: str | Path, # A `.keras` model from `train` (or a sh
     float32 = as_float32(load_model(model_path))
     call_model(float32, np.zeros((1, 64, 64, 3), np.float32))  # Keras exports only a model that has run
     onnx_path = Path(onnx_path); onnx_path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f'.{onnx_path.stem}.', suffix='.partial.onnx', dir=onnx_path.parent); os.close(handle)
-    try:
+    def write(temporary):
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')  # tf2onnx's NumPy deprecation notes
-            float32.export(temporary, format='onnx', verbose=False)
-        os.replace(temporary, onnx_path)
-    finally:
-        if os.path.exists(temporary): os.unlink(temporary)
+            float32.export(str(temporary), format='onnx', verbose=False)
+    write_atomic(onnx_path, write)
     return onnx_path
 
 def cached_onnx(model_path: str | Path, # A `.keras` model
