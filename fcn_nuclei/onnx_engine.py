@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .files import write_atomic
-from .models import build_fcn, call_model, load_model
+from .models import DECODERS, build_fcn, call_model, load_model
 from .sources import cache_dir
 
 # %% auto #0
@@ -29,7 +29,9 @@ def _require(module: str):
 def as_float32(model, # A Keras model from `build_fcn`, of any precision policy
               ):
     "The same network and weights, computing in float32 (a `mixed_bfloat16` model rounds its activations to bfloat16)."
-    float32 = build_fcn(model.name.removeprefix('fcn_'), outputs=model.output_shape[-1])  # the default float32 policy
+    variant = model.name.removeprefix('fcn_')
+    if variant not in DECODERS: raise ValueError(f"model {model.name!r}: cannot rebuild it in float32, its name does not say which decoder it uses (fcn_<variant>, as build_fcn names it); use the keras engine")
+    float32 = build_fcn(variant, outputs=model.output_shape[-1])  # the default float32 policy
     float32.set_weights(model.get_weights())
     return float32
 
