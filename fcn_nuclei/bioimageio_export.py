@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 from .files import write_atomic
 from .models import STRIDE, call_model, load_model
 from .normalize import PERCENTILES, Normalization, model_normalization
-from .onnx_engine import as_float32, export_onnx
+from .onnx_engine import as_float32, write_onnx
 from .sources import synthesize_sample
 
 # %% auto #0
@@ -142,8 +142,8 @@ def export_bioimageio(model_path: str | Path, # A `.keras` model with its `confi
             tifffile.imwrite(folder/sample, np.moveaxis(tensor, -1, 0), imagej=True, metadata={'axes': 'CYX'})
         _cover(network_input[0], test_output[0], folder/'cover.png')
         (folder/'README.md').write_text(_readme(name, description, normalization, outputs, json.dumps(json.loads(postprocess_path.read_text())) if postprocess_path.is_file() else None))
-        onnx_file, bundle = export_onnx(model_path, folder/'model.onnx'), saved_model_bundle(float32, folder/'tf_saved_model.zip')
-        import onnx  # installed with tf2onnx, which `export_onnx` needs
+        onnx_file, bundle = write_onnx(float32, folder/'model.onnx'), saved_model_bundle(float32, folder/'tf_saved_model.zip')
+        import onnx  # installed with tf2onnx, which `write_onnx` needs
         opset = max(entry.version for entry in onnx.load(str(onnx_file), load_external_data=False).opset_import if entry.domain in ('', 'ai.onnx'))
         model = v5.ModelDescr(
             name=name, description=description, authors=[v5.Author(name='fcn_nuclei developers')],

@@ -24,8 +24,9 @@ except ImportError: from zlib import decompressobj as _inflater
 Image.MAX_IMAGE_PIXELS = None  # Pillow's decompression-bomb guard is replaced by our own limit (`MAX_PIXELS`), checked from each header before decoding
 
 # %% auto #0
-__all__ = ['IMAGE_SUFFIXES', 'MIN_IMAGE_SIDE', 'MAX_PIXELS', 'max_pixels', 'read_array', 'to_rgb_uint8', 'read_image',
-           'masks_to_labels', 'list_images', 'read_labels', 'read_pixel_size', 'write_atomic', 'write_json']
+__all__ = ['IMAGE_SUFFIXES', 'MIN_IMAGE_SIDE', 'MAX_PIXELS', 'MICROMETRES', 'max_pixels', 'read_array', 'to_rgb_uint8',
+           'read_image', 'masks_to_labels', 'list_images', 'read_labels', 'read_pixel_size', 'write_atomic',
+           'write_json']
 
 # %% ../nbs/10_image_files.ipynb #3dd35292
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.tif', '.tiff', '.bmp')
@@ -247,7 +248,8 @@ def read_labels(path: str | Path, # A PNG or TIFF of integer instance labels, 0 
     return array.astype(np.uint16 if not array.size or array.max() <= np.iinfo(np.uint16).max else np.uint32)
 
 # %% ../nbs/10_image_files.ipynb #1efa2463
-_MICROMETRES = {'um': 1.0, 'µm': 1.0, '\u00b5m': 1.0, 'micron': 1.0, 'microns': 1.0, 'micrometer': 1.0, 'micrometre': 1.0, 'nm': 1e-3, 'mm': 1e3, 'cm': 1e4, 'm': 1e6}
+MICROMETRES = {  # a length unit, as TIFF metadata or napari names it -> micrometres
+    'um': 1.0, 'µm': 1.0, '\u00b5m': 1.0, 'micron': 1.0, 'microns': 1.0, 'micrometer': 1.0, 'micrometre': 1.0, 'nanometer': 1e-3, 'millimeter': 1e3, 'nm': 1e-3, 'mm': 1e3, 'cm': 1e4, 'm': 1e6}
 
 def _rational(tag) -> float | None:
     "A TIFF RATIONAL tag value (numerator, denominator) as a float; None when absent or zero."
@@ -267,13 +269,13 @@ def read_pixel_size(path: str | Path, # An image file
                 import xml.etree.ElementTree as ElementTree
                 pixels = next((element for element in ElementTree.fromstring(tiff.ome_metadata).iter() if element.tag.endswith('}Pixels') or element.tag == 'Pixels'), None)
                 if pixels is not None and pixels.get('PhysicalSizeX'):
-                    factor = _MICROMETRES.get(pixels.get('PhysicalSizeXUnit', 'µm'))
+                    factor = MICROMETRES.get(pixels.get('PhysicalSizeXUnit', 'µm'))
                     return float(pixels.get('PhysicalSizeX')) * factor if factor else None
             page = tiff.pages[0]
             per_unit = _rational(page.tags.get('XResolution'))
             if per_unit is None: return None
             if tiff.is_imagej and tiff.imagej_metadata and tiff.imagej_metadata.get('unit'):
-                factor = _MICROMETRES.get(str(tiff.imagej_metadata['unit']).strip().lower())
+                factor = MICROMETRES.get(str(tiff.imagej_metadata['unit']).strip().lower())
                 return factor / per_unit if factor else None
             unit = page.tags.get('ResolutionUnit')
             return 1e4 / per_unit if unit is not None and int(unit.value) == 3 else None  # 3: centimetre; inches (2) describe screens, not microscopes

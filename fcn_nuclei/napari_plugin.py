@@ -13,17 +13,17 @@ from pathlib import Path
 
 import numpy as np
 
-from .files import read_labels, read_pixel_size
+from .files import MICROMETRES, read_labels, read_pixel_size
 from .sources import synthesize_sample
 
 try: from magicgui.widgets import Container as _Container  # the napari extra; light to import (no Qt until a widget is built)
 except ImportError: _Container = object  # without it the module still imports: reader, writer and sample data work, the widget says what to install
 
 # %% auto #0
-__all__ = ['SAMPLE_SEED', 'SAMPLE_SHAPE', 'LABEL_SUFFIXES', 'MICROMETRES', 'MODEL_FILE', 'MODEL_RULE', 'sample_fluorescence',
-           'sample_histology', 'read_label_layer', 'layer_pixel_size', 'get_reader', 'write_labels', 'Segmenter',
-           'load_segmenter', 'segment_image', 'image_from_layer', 'labels_name', 'show_labels', 'require_napari',
-           'image_layers', 'SegmentNucleiWidget']
+__all__ = ['SAMPLE_SEED', 'SAMPLE_SHAPE', 'LABEL_SUFFIXES', 'MODEL_FILE', 'MODEL_RULE', 'sample_fluorescence', 'sample_histology',
+           'read_label_layer', 'layer_pixel_size', 'get_reader', 'write_labels', 'Segmenter', 'load_segmenter',
+           'segment_image', 'image_from_layer', 'labels_name', 'show_labels', 'require_napari', 'image_layers',
+           'SegmentNucleiWidget']
 
 # %% ../nbs/12_napari.ipynb #905b8411
 SAMPLE_SEED, SAMPLE_SHAPE = 2, (256, 320)
@@ -45,7 +45,6 @@ def sample_histology(seed: int = SAMPLE_SEED, # Seeds `synthesize_sample`
 # %% ../nbs/12_napari.ipynb #564472e6
 LABEL_SUFFIXES = ('.png', '.tif', '.tiff')
 
-MICROMETRES = {'micrometer': 1.0, 'um': 1.0, 'µm': 1.0, 'nanometer': 1e-3, 'nm': 1e-3, 'millimeter': 1e3, 'mm': 1e3}
 
 def read_label_layer(path: str | Path, # A PNG or TIFF label image, as `predict` writes them
                     ) -> tuple:

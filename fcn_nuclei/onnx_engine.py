@@ -18,7 +18,7 @@ from .models import DECODERS, build_fcn, call_model, load_model
 from .sources import cache_dir
 
 # %% auto #0
-__all__ = ['as_float32', 'export_onnx', 'cached_onnx', 'OnnxModel', 'load_onnx_model']
+__all__ = ['as_float32', 'write_onnx', 'export_onnx', 'cached_onnx', 'OnnxModel', 'load_onnx_model']
 
 # %% ../nbs/07b_onnx_engine.ipynb #d45cc2f4
 def _require(module: str):
@@ -35,20 +35,25 @@ def as_float32(model, # A Keras model from `build_fcn`, of any precision policy
     float32.set_weights(model.get_weights())
     return float32
 
-def export_onnx(model_path: str | Path, # A `.keras` model from `train` (or a shipped one, `pretrained_path`)
-                onnx_path: str | Path, # The `.onnx` file to write
-               ) -> Path:
-    "Export a model to ONNX in float32 with dynamic batch, height and width; the file appears only when complete."
+def write_onnx(model, # A float32 Keras model from `build_fcn` (`as_float32` of a trained one)
+               onnx_path: str | Path, # The `.onnx` file to write
+              ) -> Path:
+    "Export a float32 model to ONNX with dynamic batch, height and width; the file appears only when complete."
     _require('tf2onnx')
-    float32 = as_float32(load_model(model_path))
-    call_model(float32, np.zeros((1, 64, 64, 3), np.float32))  # Keras exports only a model that has run
+    call_model(model, np.zeros((1, 64, 64, 3), np.float32))  # Keras exports only a model that has run
     onnx_path = Path(onnx_path); onnx_path.parent.mkdir(parents=True, exist_ok=True)
     def write(temporary):
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')  # tf2onnx's NumPy deprecation notes
-            float32.export(str(temporary), format='onnx', verbose=False)
-    write_atomic(onnx_path, write)
-    return onnx_path
+            model.export(str(temporary), format='onnx', verbose=False)
+    return write_atomic(onnx_path, write)
+
+def export_onnx(model_path: str | Path, # A `.keras` model from `train` (or a shipped one, `pretrained_path`)
+                onnx_path: str | Path, # The `.onnx` file to write
+               ) -> Path:
+    "Export a trained model to ONNX in float32 (`as_float32`, then `write_onnx`)."
+    _require('tf2onnx')
+    return write_onnx(as_float32(load_model(model_path)), onnx_path)
 
 def cached_onnx(model_path: str | Path, # A `.keras` model
                ) -> Path:
