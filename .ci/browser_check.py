@@ -67,7 +67,7 @@ def check_lab(screenshots: Path | None, timeout: float = 120) -> list[str]:
                 page = browser.new_page(viewport={'width': 1400, 'height': 1000})
                 errors = []
                 page.on('pageerror', lambda error: errors.append(str(error)))
-                page.goto(f'{base}/lab/tree/{notebook.name}?token={token}', wait_until='domcontentloaded')
+                page.goto(f'{base}/lab/tree/{notebook.name}?token={token}&reset', wait_until='domcontentloaded')  # reset: only this notebook open, not the ones the workspace restores
                 cells = len(json.loads(notebook.read_text())['cells'])
                 try: page.wait_for_function(f"document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell').length >= {cells}", timeout=timeout * 1000)
                 except Exception: problems.append(f"{notebook.name}: JupyterLab did not render its {cells} cells"); page.close(); continue
