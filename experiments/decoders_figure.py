@@ -3,9 +3,10 @@
     python experiments/decoders_figure.py
 
 experiments/decoders.py draws, for each decoder, the same three validation crops (image, true mask, predicted
-probability) into nbs/images/decoder_<variant>.png. This script cuts the panels out of those figures (found as the
-non-white boxes of the first one) and lays them out as one figure, image and true mask first, then each decoder's
-probability titled with its validation pixel IoU from results/decoders.json: nbs/images/decoders_side_by_side.png.
+probability of its first seed's run) into nbs/images/decoder_<variant>.png. This script cuts the panels out of those
+figures (found as the non-white boxes of the first one) and lays them out as one figure, image and true mask first,
+then each decoder's probability titled with that run's validation pixel IoU from results/decoders.json:
+nbs/images/decoders_side_by_side.png.
 """
 import json
 from pathlib import Path
@@ -47,11 +48,11 @@ if __name__ == '__main__':
     figure, axes = plt.subplots(rows, 2 + len(variants), figsize=(1.9 * (2 + len(variants)), 2.0 * rows + 0.5), squeeze=False)
     for row in range(rows):
         cells = [cut[variants[0]][row][0], cut[variants[0]][row][1]] + [cut[variant][row][2] for variant in variants]
-        titles = ['image', 'true mask'] + [f"{NAMES[v]}\nIoU {results['variants'][v]['validation_iou']:.2f}" for v in variants]
+        titles = ['image', 'true mask'] + [f"{NAMES[v]}\nIoU {results['variants'][v]['validation_iou_seeds'][0]:.2f}" for v in variants]
         for axis, cell, title in zip(axes[row], cells, titles):
             axis.imshow(cell); axis.axis('off')
             if row == 0: axis.set_title(title, fontsize=9)
-    figure.suptitle(f"Seven decoders, one budget ({results['budget']}): predicted nucleus probability on the same validation crops", fontsize=10)
+    figure.suptitle(f"Seven decoders, one budget ({results['budget']}, seed {results['figures_seed']}): predicted nucleus probability on the same validation crops", fontsize=10)
     figure.tight_layout()
     out = repository/'nbs'/'images'/'decoders_side_by_side.png'
     figure.savefig(out, dpi=72, bbox_inches='tight')

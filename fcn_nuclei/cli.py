@@ -32,16 +32,18 @@ from .data import dataset_summary, load_dsb, markdown_table
 from .files import MAX_PIXELS, write_json
 from .pipeline import PROTOCOLS
 from .sources import download_bbbc038, resolve_data, write_synthetic_dataset
-from .models import DECODERS
+from .models import DECODERS, STRIDE
 from .train import LOSSES, PRECISIONS, STRATEGIES, check_outside_data, train
 from .evaluate import evaluate, run_ablation, show_extremes, write_evaluation
 from .bioimageio_export import export_bioimageio
+from .blockwise import BLOCK
+from .distributed import DaskRunner, connect
 from .predict import ENGINES, OUTPUT_FORMATS, PRETRAINED, check_writable, predict_paths, resolve_model
 from .normalize import CHANNEL_RULES, check_request, model_normalization
 
 # %% auto #0
-__all__ = ['command_synth', 'command_summary', 'command_train', 'command_evaluate', 'command_ablation', 'command_predict',
-           'command_tune', 'command_export_bioimageio', 'command_download', 'build_parser', 'main']
+__all__ = ['command_synth', 'command_summary', 'command_train', 'command_evaluate', 'command_ablation', 'diameter_argument',
+           'command_predict', 'command_tune', 'command_export_bioimageio', 'command_download', 'build_parser', 'main']
 
 # %% ../nbs/09_cli.ipynb #2f621fba
 def _print_summary(folder: Path, as_json: bool):
@@ -113,13 +115,35 @@ def command_ablation(arguments) -> int:
     print(markdown_table(result['table']))
     return 0
 
+def diameter_argument(text: str) -> tuple[float, str]:
+    "A `--diameter` value: (number, 'px') for '40' or '40px', (number, 'um') for '6um' or '6µm'."
+    value, unit = text.strip().lower(), 'px'
+    for suffix, name in (('px', 'px'), ('um', 'um'), ('µm', 'um'), ('μm', 'um')):
+        if value.endswith(suffix):
+            value, unit = value[: -len(suffix)], name
+            break
+    try: number = float(value)
+    except ValueError: raise argparse.ArgumentTypeError(f"expected pixels (40, 40px) or micrometres (6um), got {text!r}") from None
+    return number, unit  # its sign and size are checked with the model's other settings, in one line
+
 def command_predict(arguments) -> int:
     "Predict instance labels for images; exit status 1 if any input failed (the others are still written)."
     inputs, model = list(arguments.inputs), arguments.model
     if model is None and len(inputs) > 1 and inputs[0].endswith('.keras'): model = inputs.pop(0)  # the older form: predict MODEL.keras INPUT...
-    report = predict_paths(resolve_model(model), inputs, arguments.out, tile=arguments.tile, tta=arguments.tta, output_format=arguments.format,
-                           csv_path=arguments.csv, probabilities=arguments.probabilities, diameter=arguments.diameter, channel=arguments.channel,
-                           rois=arguments.rois, geojson=arguments.geojson, engine=arguments.engine)
+    if arguments.block < STRIDE or arguments.block % STRIDE: raise ValueError(f"--block must be a positive multiple of {STRIDE}, got {arguments.block}")
+    if arguments.workers < 1: raise ValueError(f"--workers must be at least 1, got {arguments.workers}")
+    model_path = resolve_model(model)
+    client = connect(arguments.scheduler, arguments.workers) if arguments.dask or arguments.scheduler else None
+    try:
+        report = predict_paths(model_path, inputs, arguments.out, tile=arguments.tile, tta=arguments.tta, output_format=arguments.format,
+                               csv_path=arguments.csv, probabilities=arguments.probabilities, channel=arguments.channel,
+                               diameter=arguments.diameter[0] if arguments.diameter and arguments.diameter[1] == 'px' else None,
+                               diameter_um=arguments.diameter[0] if arguments.diameter and arguments.diameter[1] == 'um' else None, rois=arguments.rois, geojson=arguments.geojson, engine=arguments.engine, block=arguments.block,
+                               runner=DaskRunner(client, model_path, arguments.engine) if client else None)
+    finally:
+        if client is not None:
+            client.close()
+            if not arguments.scheduler: client.cluster.close()
     for path, reason in report.skipped: print(f"fcn-nuclei predict: skipped {path}: {reason}", file=sys.stderr)
     for path, reason in report.failures: print(f"fcn-nuclei predict: failed: {reason}", file=sys.stderr)
     print(json.dumps(dict(written=len(report.written), failed=len(report.failures), skipped=len(report.skipped), nuclei=sum(report.nuclei.values()),
@@ -212,19 +236,23 @@ def build_parser() -> argparse.ArgumentParser:
     ablation.add_argument('--out', type=Path, default=Path('results/ablation.json'), help='JSON file to write (default: results/ablation.json)')
     ablation.set_defaults(handler=command_ablation)
     prediction = commands.add_parser('predict', help='write instance-label images (and optionally probabilities and a Kaggle CSV) for images of any size')
-    prediction.add_argument('inputs', nargs='+', help='image files (PNG, JPEG, TIFF), folders of images, or DSB-layout folders')
+    prediction.add_argument('inputs', nargs='+', help='image files (PNG, JPEG, TIFF), Zarr/OME-Zarr folders, folders of images, or DSB-layout folders; images above 4 MP are segmented block by block in bounded memory, TIFF and Zarr read a region at a time')
     prediction.add_argument('--model', default=None, metavar='NAME|PATH', help=f"a shipped model by name ({', '.join(PRETRAINED)}) or a .keras file written by fcn-nuclei train (default: dsb2018, trained on all 664 DSB 2018 images)")
     prediction.add_argument('--out', type=Path, required=True, help='output folder: <image stem>.png (or .tif) label images, 0 = background')
     prediction.add_argument('--tile', type=int, default=None, help='tile side in pixels, a multiple of 32 (default: whole image up to 1536x1536, else 1024)')
     prediction.add_argument('--tta', action='store_true', help='test-time augmentation: average the 8 flips and 90-degree rotations')
-    prediction.add_argument('--format', default='png', choices=OUTPUT_FORMATS, help='label image format (default: png)')
+    prediction.add_argument('--format', default='png', choices=OUTPUT_FORMATS, help="label image format (default: png); zarr: an OME-Zarr folder <stem>.zarr per image, for images whose labels do not fit in memory (needs: pip install 'fcn-nuclei[zarr]')")
     prediction.add_argument('--csv', type=Path, default=None, help='also write the Kaggle run-length CSV (ImageId,EncodedPixels)')
     prediction.add_argument('--probabilities', action='store_true', help='also write <stem>_probability.png')
     prediction.add_argument('--rois', action='store_true', help="also write <stem>_rois.zip, one ImageJ/Fiji ROI per nucleus (needs: pip install 'fcn-nuclei[rois]')")
     prediction.add_argument('--geojson', action='store_true', help='also write <stem>.geojson, the nuclei as QuPath detections')
     prediction.add_argument('--engine', default='keras', choices=ENGINES, help="keras (default), or onnx: ONNX Runtime, faster on CPUs, the model exported once and cached (needs: pip install 'fcn-nuclei[onnx]')")
-    prediction.add_argument('--diameter', type=float, default=None, metavar='PX', help="typical nucleus diameter in your images, in pixels; images are rescaled so that it matches the model's training diameter (default: estimated per image and written to predictions.csv)")
+    prediction.add_argument('--diameter', type=diameter_argument, default=None, metavar='LENGTH', help="typical nucleus diameter in your images: in pixels (40 or 40px), or in micrometres (6um), turned into pixels with each image's pixel size (TIFF calibration); images are rescaled so that it matches the model's training diameter (default: estimated per image and written to predictions.csv)")
     prediction.add_argument('--channel', default=None, choices=list(CHANNEL_RULES), help="how colour channels become the network's input: grey (mean), rgb (as is), red/green/blue (one channel), max (brightest channel), auto (grey images stay grey, colour on a bright background stays rgb, colour on a dark background - fluorescence - uses max) (default: the model's, auto)")
+    prediction.add_argument('--block', type=int, default=BLOCK, metavar='PX', help=f'images above 4 MP are segmented in blocks of this side, in pixels after rescaling to the training diameter, a multiple of 32 (default: {BLOCK}); smaller blocks use less memory')
+    prediction.add_argument('--dask', action='store_true', help="run the images, and the blocks of --format zarr outputs, on a local Dask cluster of --workers processes (needs: pip install 'fcn-nuclei[dask]')")
+    prediction.add_argument('--workers', type=int, default=2, help='worker processes of the local Dask cluster (default: 2)')
+    prediction.add_argument('--scheduler', default=None, metavar='ADDRESS', help='run on an existing Dask cluster instead, e.g. tcp://10.0.0.5:8786 (its workers need fcn-nuclei and the same paths to the inputs and outputs)')
     prediction.set_defaults(handler=command_predict)
     tuning = commands.add_parser('tune', help="choose the post-processing on a model's validation split (--write stores it beside the model)")
     tuning.add_argument('model', type=Path, help='a .keras file written by fcn-nuclei train')

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import tempfile
 import warnings
@@ -24,9 +25,9 @@ except ImportError: from zlib import decompressobj as _inflater
 Image.MAX_IMAGE_PIXELS = None  # Pillow's decompression-bomb guard is replaced by our own limit (`MAX_PIXELS`), checked from each header before decoding
 
 # %% auto #0
-__all__ = ['IMAGE_SUFFIXES', 'MIN_IMAGE_SIDE', 'MAX_PIXELS', 'MICROMETRES', 'max_pixels', 'read_array', 'to_rgb_uint8',
-           'read_image', 'masks_to_labels', 'list_images', 'read_labels', 'read_pixel_size', 'write_atomic',
-           'write_json']
+__all__ = ['IMAGE_SUFFIXES', 'MIN_IMAGE_SIDE', 'MAX_PIXELS', 'MICROMETRES', 'max_pixels', 'tiff_axes', 'read_array',
+           'to_rgb_uint8', 'read_image', 'masks_to_labels', 'list_images', 'read_labels', 'read_pixel_size',
+           'write_atomic', 'write_json']
 
 # %% ../nbs/10_image_files.ipynb #3dd35292
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.tif', '.tiff', '.bmp')
@@ -47,22 +48,32 @@ def _check_pixels(path: Path, height: int, width: int):
     if height * width > max_pixels():
         raise ValueError(f"{path}: image is {width}x{height} pixels ({height * width / 1e6:.3g} MP), above the limit of {max_pixels() / 1e6:.3g} MP (raise it with --max-pixels MP or $FCN_NUCLEI_MAX_PIXELS)")
 
-def _read_tiff(path: Path) -> np.ndarray:
-    "One 2-D image from a TIFF by its axes: channels (C, S) kept, singleton axes dropped; stacks, volumes and time series refused."
+def tiff_axes(path: str | Path, # A TIFF file
+              check_size: bool = True, # Refuse an image above `max_pixels()` (not for regions read lazily)
+             ) -> str:
+    "The axes of a TIFF's first series (tifffile's letters, e.g. 'YX', 'YXS', 'CYX', 'TZCYX'); stacks, volumes, time series and more than 4 channels refused, singleton axes allowed."
+    path = Path(path)
     with tifffile.TiffFile(path) as tiff:
         series = tiff.series[0]
         axes, shape = series.axes, series.shape
-        kept = [(axis, size) for axis, size in zip(axes, shape) if size > 1 or axis in 'YX']
-        extra = [(axis, size) for axis, size in kept if axis not in 'YXCS']
-        if extra:
-            names = dict(Z='depth slices', T='time points', I='images', Q='images')
-            raise ValueError(f"{path}: a stack of {' x '.join(f'{size} {names.get(axis, axis)}' for axis, size in extra)} (axes {axes}); fcn-nuclei segments 2-D images: save one plane or a projection")
-        _check_pixels(path, shape[axes.index('Y')], shape[axes.index('X')])
-        array = np.squeeze(series.asarray())
-    kept_axes = ''.join(axis for axis, _ in kept)
+    kept = [(axis, size) for axis, size in zip(axes, shape) if size > 1 or axis in 'YX']
+    extra = [(axis, size) for axis, size in kept if axis not in 'YXCS']
+    if extra:
+        names = dict(Z='depth slices', T='time points', I='images', Q='images')
+        raise ValueError(f"{path}: a stack of {' x '.join(f'{size} {names.get(axis, axis)}' for axis, size in extra)} (axes {axes}); fcn-nuclei segments 2-D images: save one plane or a projection")
+    channels = math.prod(size for axis, size in kept if axis in 'CS')
+    if channels > 4 or len([axis for axis, _ in kept if axis in 'CS']) > 1: raise ValueError(f"{path}: {channels} channels (axes {axes}); fcn-nuclei reads 1 to 4: save the nuclear channel alone")
+    if check_size: _check_pixels(path, shape[axes.index('Y')], shape[axes.index('X')])
+    return axes
+
+def _read_tiff(path: Path) -> np.ndarray:
+    "One 2-D image from a TIFF by its axes (`tiff_axes`): channels (C, S) kept and moved last, singleton axes dropped."
+    axes = tiff_axes(path)
+    with tifffile.TiffFile(path) as tiff: array = tiff.series[0].asarray()
+    kept_axes = ''.join(axis for axis, size in zip(axes, array.shape) if size > 1 or axis in 'YX')
+    array = array.reshape([size for axis, size in zip(axes, array.shape) if size > 1 or axis in 'YX'])
     if len(kept_axes) == 3 and kept_axes[0] in 'CS': array = np.moveaxis(array, 0, -1)  # channels first -> last
     if array.ndim == 3 and array.shape[-1] == 2: array = np.concatenate([array, np.zeros_like(array[..., :1])], axis=-1)  # two channels are not grey + alpha
-    if array.ndim == 3 and array.shape[-1] > 4: raise ValueError(f"{path}: {array.shape[-1]} channels (axes {axes}); fcn-nuclei reads 1 to 4: save the nuclear channel alone")
     return array
 
 def read_array(path: str | Path, # An image file: PNG, JPEG, BMP or TIFF

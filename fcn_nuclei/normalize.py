@@ -24,10 +24,11 @@ from .files import to_rgb_uint8
 from .models import predict_padded
 
 # %% auto #0
-__all__ = ['CHANNEL_RULES', 'PERCENTILES', 'ESTIMATION_STEPS', 'ESTIMATION_SIDE', 'SCALE_LIMITS', 'CONSISTENCY',
-           'detect_channel_rule', 'apply_channel_rule', 'percentile_stretch', 'normalize_image', 'nucleus_diameters',
-           'median_diameter', 'resize_image', 'resize_probabilities', 'resize_labels', 'scaled_size', 'Normalization',
-           'prepare_sample', 'foreground_statistics', 'diameter_candidates', 'choose_diameter', 'estimate_diameter',
+__all__ = ['CHANNEL_RULES', 'PERCENTILES', 'ESTIMATION_STEPS', 'ESTIMATION_SIDE', 'SCALE_LIMITS', 'CONSISTENCY', 'sample_pixels',
+           'detect_channel_rule', 'apply_channel_rule', 'stretch_bounds', 'apply_stretch', 'percentile_stretch',
+           'intensity_settings', 'apply_intensity', 'normalize_image', 'nucleus_diameters', 'median_diameter',
+           'resize_image', 'resize_probabilities', 'resize_labels', 'scaled_size', 'Normalization', 'prepare_sample',
+           'foreground_statistics', 'diameter_candidates', 'choose_diameter', 'estimate_diameter',
            'model_normalization', 'scale_postprocessing', 'check_request', 'predict_native']
 
 # %% ../nbs/06_generalisation.ipynb #78213822
@@ -44,11 +45,16 @@ def _channels_last(array: np.ndarray, source: str) -> np.ndarray:
     if array.shape[-1] in (2, 4): array = array[..., :-1]  # grey + alpha, RGB + alpha
     return array
 
+def sample_pixels(image: np.ndarray, # (H, W) or (H, W, C) image, or any array sliceable like one (a memory map, a Zarr array)
+                  limit: int = _SAMPLE_LIMIT, # At most about this many pixels
+                 ) -> np.ndarray:
+    "Every k-th row and column of an image, every channel kept, k the smallest step that leaves at most about `limit` pixels: what its statistics are computed from."
+    step = max(1, math.ceil(math.sqrt(image.shape[0] * image.shape[1] / limit)))
+    return np.asarray(image[::step, ::step])
+
 def _subsample(values: np.ndarray) -> np.ndarray:
-    "Finite values of `values`, thinned to at most about a million by a fixed stride."
-    flat = values.ravel()
-    if flat.size > _SAMPLE_LIMIT: flat = flat[:: flat.size // _SAMPLE_LIMIT]
-    flat = flat.astype(np.float32, copy=False)
+    "Finite values of `values` (an image), thinned by `sample_pixels`."
+    flat = (sample_pixels(values) if values.ndim >= 2 else values).ravel().astype(np.float32, copy=False)
     return flat[np.isfinite(flat)]
 
 def detect_channel_rule(image: np.ndarray, # (H, W) or (H, W, C) image of any dtype
@@ -76,18 +82,49 @@ def apply_channel_rule(image: np.ndarray, # (H, W) or (H, W, C) image
     return image[..., ('red', 'green', 'blue').index(rule), None]
 
 # %% ../nbs/06_generalisation.ipynb #b292b953
+def stretch_bounds(image: np.ndarray, # Any numeric image (or a sample of one, `sample_pixels`)
+                   percentiles: tuple[float, float] = PERCENTILES, # Low and high percentile, joint over channels
+                  ) -> tuple[float, float] | None:
+    "The values that become 0 and 255: the image's low and high percentiles (its minimum and maximum if those coincide); None for an image without contrast."
+    sample = _subsample(np.asarray(image))
+    if sample.size == 0: return None
+    low, high = (float(v) for v in np.percentile(sample, percentiles))
+    if high <= low: low, high = float(sample.min()), float(sample.max())
+    return (low, high) if high > low else None
+
+def apply_stretch(image: np.ndarray, # Any numeric image
+                  bounds: tuple[float, float] | None, # From `stretch_bounds`; None: no contrast, all 0
+                 ) -> np.ndarray:
+    "`uint8` image with `bounds` mapped to 0 and 255 (clipped); non-finite pixels become 0."
+    values = np.asarray(image)
+    if bounds is None: return np.zeros(values.shape, np.uint8)
+    low, high = bounds
+    scaled = (values.astype(np.float32) - np.float32(low)) * np.float32(255.0 / (high - low))
+    return np.clip(np.nan_to_num(scaled, nan=0.0, posinf=255.0, neginf=0.0) + 0.5, 0, 255).astype(np.uint8)
+
 def percentile_stretch(image: np.ndarray, # Any numeric image
                        percentiles: tuple[float, float] = PERCENTILES, # Low and high percentile, joint over channels
                       ) -> np.ndarray:
     "`uint8` image with the low percentile at 0 and the high one at 255 (clipped); non-finite pixels become 0; a constant image becomes 0."
-    values = np.asarray(image)
-    sample = _subsample(values)
-    if sample.size == 0: return np.zeros(values.shape, np.uint8)
-    low, high = (float(v) for v in np.percentile(sample, percentiles))
-    if high <= low: low, high = float(sample.min()), float(sample.max())
-    if high <= low: return np.zeros(values.shape, np.uint8)
-    scaled = (values.astype(np.float32) - np.float32(low)) * np.float32(255.0 / (high - low))
-    return np.clip(np.nan_to_num(scaled, nan=0.0, posinf=255.0, neginf=0.0) + 0.5, 0, 255).astype(np.uint8)
+    return apply_stretch(image, stretch_bounds(image, percentiles))
+
+def intensity_settings(sample: np.ndarray, # A sample of the image as read (`sample_pixels`), any dtype and channels
+                       channel: str = 'auto', # One of `CHANNEL_RULES`
+                       percentiles: tuple[float, float] = PERCENTILES, # Percentile stretch
+                       source: str = 'image', # Named in error messages
+                      ) -> tuple[str, tuple[float, float] | None]:
+    "The channel rule and the stretch bounds of one image, measured once on a sample of it: what `apply_intensity` needs for any part of that image."
+    rule = detect_channel_rule(sample) if channel == 'auto' else channel
+    return rule, stretch_bounds(apply_channel_rule(sample, rule, source), percentiles)
+
+def apply_intensity(image: np.ndarray, # The image as read, or any region of it
+                    rule: str, # Channel rule (`intensity_settings`)
+                    bounds: tuple[float, float] | None, # Stretch bounds (`intensity_settings`)
+                    source: str = 'image', # Named in error messages
+                   ) -> np.ndarray:
+    "The network's input for `image`: (H, W, 3) `uint8`, channels reduced by `rule` and stretched between `bounds`."
+    reduced = apply_stretch(apply_channel_rule(image, rule, source), bounds)
+    return np.ascontiguousarray(np.broadcast_to(reduced, reduced.shape[:2] + (3,)))
 
 def normalize_image(image: np.ndarray, # (H, W) or (H, W, C) image of any dtype, as read from its file
                     channel: str = 'auto', # One of `CHANNEL_RULES`
@@ -95,9 +132,9 @@ def normalize_image(image: np.ndarray, # (H, W) or (H, W, C) image of any dtype,
                     source: str = 'image', # Named in error messages
                    ) -> tuple[np.ndarray, str]:
     "The network's input: (H, W, 3) `uint8`, channels reduced by the rule and stretched per image; returns the image and the rule used."
-    rule = detect_channel_rule(image) if channel == 'auto' else channel
-    reduced = percentile_stretch(apply_channel_rule(image, rule, source), percentiles)
-    return np.ascontiguousarray(np.broadcast_to(reduced, reduced.shape[:2] + (3,))), rule
+    rule, bounds = intensity_settings(sample_pixels(_channels_last(image, source)), channel, percentiles, source)
+    return apply_intensity(image, rule, bounds, source), rule
+
 
 # %% ../nbs/06_generalisation.ipynb #b3f0cd0d
 def nucleus_diameters(labels: np.ndarray, # (H, W) instance labels, 0 = background
@@ -112,20 +149,26 @@ def median_diameter(labels: np.ndarray) -> float:
     return float(np.median(diameters)) if diameters.size else float('nan')
 
 # %% ../nbs/06_generalisation.ipynb #bfae3f8a
+def _pillow_box(box: tuple[float, float, float, float] | None) -> tuple | None:
+    "Pillow's (left, upper, right, lower) from our (top, left, bottom, right)."
+    return None if box is None else (box[1], box[0], box[3], box[2])
+
 def resize_image(image: np.ndarray, # (H, W, C) `uint8` image
                  height: int, width: int, # New size
+                 box: tuple[float, float, float, float] | None = None, # Resample only this region (top, left, bottom, right; fractional pixels) of `image`
                 ) -> np.ndarray:
     "Resize a `uint8` image with bilinear interpolation, antialiased when shrinking (Pillow)."
-    if image.shape[:2] == (height, width): return image
-    channels = [np.asarray(Image.fromarray(np.ascontiguousarray(image[..., c])).resize((width, height), Image.BILINEAR)) for c in range(image.shape[-1])]
+    if image.shape[:2] == (height, width) and box is None: return image
+    channels = [np.asarray(Image.fromarray(np.ascontiguousarray(image[..., c])).resize((width, height), Image.BILINEAR, box=_pillow_box(box))) for c in range(image.shape[-1])]
     return np.stack(channels, axis=-1)
 
 def resize_probabilities(probabilities: np.ndarray, # (H, W, C) float probabilities
                          height: int, width: int, # New size
+                         box: tuple[float, float, float, float] | None = None, # Resample only this region (top, left, bottom, right; fractional pixels)
                         ) -> np.ndarray:
     "Resize float maps channel by channel, bilinear (Pillow's 32-bit float mode)."
-    if probabilities.shape[:2] == (height, width): return probabilities
-    channels = [np.asarray(Image.fromarray(np.ascontiguousarray(probabilities[..., c], np.float32)).resize((width, height), Image.BILINEAR)) for c in range(probabilities.shape[-1])]
+    if probabilities.shape[:2] == (height, width) and box is None: return probabilities
+    channels = [np.asarray(Image.fromarray(np.ascontiguousarray(probabilities[..., c], np.float32)).resize((width, height), Image.BILINEAR, box=_pillow_box(box))) for c in range(probabilities.shape[-1])]
     return np.stack(channels, axis=-1)
 
 def resize_labels(labels: np.ndarray, # (H, W) integer labels

@@ -12,6 +12,7 @@ import importlib.resources
 import json
 import math
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -24,7 +25,8 @@ import tifffile
 from PIL import Image
 from tqdm.auto import tqdm
 
-from .files import IMAGE_SUFFIXES, list_images, read_array, read_image, read_labels, read_pixel_size, write_atomic
+from .blockwise import BLOCK, BLOCK_TILE, is_zarr, open_image, require_zarr, segment_blockwise
+from .files import IMAGE_SUFFIXES, max_pixels, list_images, read_array, read_image, read_labels, read_pixel_size, write_atomic
 from .evaluate import default_postprocessing, object_scores, probabilities_to_labels, read_postprocessing
 from .models import STRIDE, build_fcn, call_model, load_model, pad_to_stride
 from .normalize import CHANNEL_RULES, Normalization, check_request, model_normalization, predict_native, scale_postprocessing
@@ -32,10 +34,10 @@ from .onnx_engine import load_onnx_model
 from .outlines import require_roifile, write_geojson, write_imagej_rois
 
 # %% auto #0
-__all__ = ['OUTPUT_FORMATS', 'ENGINES', 'PRETRAINED', 'tile_starts', 'predict_probabilities', 'load_postprocessing',
-           'predict_image', 'rle_encode', 'rle_decode', 'labels_to_rle', 'collect_inputs', 'write_label_image',
-           'check_outputs', 'PredictionReport', 'check_writable', 'predict_paths', 'pretrained_path', 'resolve_model',
-           'load_pretrained']
+__all__ = ['OUTPUT_FORMATS', 'BLOCKWISE_PIXELS', 'ENGINES', 'PRETRAINED', 'tile_starts', 'predict_probabilities',
+           'load_postprocessing', 'predict_image', 'rle_encode', 'rle_decode', 'labels_to_rle', 'collect_inputs',
+           'write_zarr_labels', 'write_label_image', 'check_outputs', 'PredictionReport', 'check_writable',
+           'pixel_diameter', 'segment_file', 'predict_paths', 'pretrained_path', 'resolve_model', 'load_pretrained']
 
 # %% ../nbs/07_inference.ipynb #7788138b
 def _dihedral(array: np.ndarray, index: int, inverse: bool = False) -> np.ndarray:
@@ -160,16 +162,18 @@ def labels_to_rle(labels: np.ndarray) -> list[str]:
     return encoded
 
 # %% ../nbs/07_inference.ipynb #2bbc75db
-OUTPUT_FORMATS = ('png', 'tiff')
+OUTPUT_FORMATS = ('png', 'tiff', 'zarr')
+BLOCKWISE_PIXELS = 2048 * 2048  # images with more pixels are segmented block by block (`segment_blockwise`)
 ENGINES = ('keras', 'onnx')
 
 def collect_inputs(inputs: list[str | Path], # Image files, folders of images, or DSB-layout folders (`<id>/images/<id>.png`)
                    skipped: list | None = None, # If given, receives (path, reason) for every file of an input folder that is not read
                   ) -> list[tuple[str, Path]]:
-    "(image id, image path) for every image named by the inputs, in order; an input that does not exist, or inputs holding no image, raise."
+    "(image id, image path) for every image named by the inputs (files, folders of them, DSB-layout folders, Zarr arrays), in order; an input that does not exist, or inputs holding no image, raise."
     found = []
     for item in map(Path, inputs):
-        if item.is_file(): found.append((item.stem, item))
+        if is_zarr(item): found.append((item.name.removesuffix('.zarr').removesuffix('.ome'), item))
+        elif item.is_file(): found.append((item.stem, item))
         elif (item/'images').is_dir():
             images = [path for path in sorted((item/'images').iterdir()) if path.suffix.lower() in IMAGE_SUFFIXES]
             found += [(item.name, path) for path in images[:1]]
@@ -186,6 +190,30 @@ def collect_inputs(inputs: list[str | Path], # Image files, folders of images, o
     duplicates = sorted({image_id for image_id in ids if ids.count(image_id) > 1})
     if duplicates: raise ValueError(f"two inputs share the name {duplicates[0]!r}; their outputs would overwrite each other")
     return found
+
+def write_zarr_labels(path: Path, # The `.zarr` folder to create (replaced if it exists)
+                      fill, # Called with a new (H, W) `uint32` Zarr array; fills it
+                      shape: tuple[int, int], # (H, W)
+                      pixel_size: float | None = None, # Micrometres per pixel, written as the OME-Zarr scale
+                      chunk: int = 1024, # Chunk side
+                     ) -> Path:
+    "Write labels as an OME-Zarr (NGFF 0.4) image group `path/0`, all or nothing: built in a hidden folder beside `path`, then renamed."
+    zarr = require_zarr()
+    temporary = Path(tempfile.mkdtemp(prefix=f'.{path.stem[:80]}.', suffix='.partial.zarr', dir=path.parent))
+    try:
+        group = zarr.open_group(str(temporary), mode='w', zarr_format=2)
+        labels = group.create_array('0', shape=shape, chunks=(min(chunk, shape[0]), min(chunk, shape[1])), dtype='uint32', fill_value=0)
+        fill(labels)
+        axes = [dict(name=name, type='space', **(dict(unit='micrometer') if pixel_size else {})) for name in ('y', 'x')]
+        group.attrs.update({'multiscales': [dict(version='0.4', name=path.stem, axes=axes, datasets=[dict(path='0', coordinateTransformations=[dict(type='scale', scale=[pixel_size or 1.0] * 2)])])],
+                            'image-label': dict(version='0.4')})
+        if path.exists():  # replace an earlier run's output: move it aside, put the new one in place, then delete the old
+            old = Path(tempfile.mkdtemp(prefix=f'.{path.stem[:80]}.', suffix='.old', dir=path.parent)); os.replace(path, old/'labels')
+            os.replace(temporary, path); shutil.rmtree(old)
+        else: os.replace(temporary, path)
+    finally:
+        if temporary.exists(): shutil.rmtree(temporary)
+    return path
 
 def write_label_image(path: Path, # `.png`, or `.tif`/`.tiff`
                       labels: np.ndarray, # (H, W) instance labels
@@ -238,6 +266,42 @@ def check_writable(folder: Path, # A folder that will receive outputs (created i
         with tempfile.NamedTemporaryFile(dir=folder, prefix='.fcn-nuclei-probe-'): pass
     except OSError as error: raise ValueError(f"{folder}: cannot write the {what} there ({error.strerror or error})") from error
 
+def pixel_diameter(path: str | Path, # An image file
+                   diameter: float | None = None, # Nucleus diameter in pixels, or None
+                   diameter_um: float | None = None, # Nucleus diameter in micrometres, or None
+                  ) -> float | None:
+    "The nucleus diameter in the image's own pixels: `diameter` as given, or `diameter_um` divided by the pixel size the file records (`read_pixel_size`)."
+    if diameter_um is None: return diameter
+    pixel_size = read_pixel_size(path)
+    if not pixel_size: raise ValueError(f"{path}: the file does not record its pixel size, so a diameter in micrometres cannot be turned into pixels: give --diameter in pixels (e.g. 40 or 40px)")
+    return diameter_um / pixel_size
+
+def segment_file(model: keras.Model, # A trained model
+                 path: str | Path, # An image file or a Zarr folder
+                 normalization: Normalization | None, # The model's contract (`model_normalization`)
+                 postprocessing: dict, # Post-processing settings in pixels of the training scale
+                 tile: int | None = None, # Tile side (None: automatic; `BLOCK_TILE` inside blocks)
+                 tta: bool = False, # Test-time augmentation
+                 diameter: float | None = None, # Nucleus diameter in pixels; None: estimated
+                 channel: str | None = None, # Override the model's channel rule
+                 diameter_um: float | None = None, # Or the diameter in micrometres, converted with the file's pixel size
+                 keep_probability: bool = False, # Also return the probability map (whole images only)
+                 blockwise_pixels: int = BLOCKWISE_PIXELS, # Images with more pixels are segmented block by block
+                 block: int = BLOCK, # Core side of a block at the working scale (`segment_blockwise`)
+                ) -> tuple[np.ndarray, np.ndarray | None, dict]:
+    "One image's labels in memory: whole, or block by block above `blockwise_pixels` (TIFF and Zarr read a region at a time); its probability map when asked; and what was done (channel rule, diameter, scale, size)."
+    diameter, source = pixel_diameter(path, diameter, diameter_um), open_image(path)
+    size = dict(height=source.height, width=source.width)
+    probabilities_of = lambda prepared: predict_probabilities(model, prepared, tile=tile, tta=tta)
+    if source.height * source.width <= blockwise_pixels:
+        probability, info = predict_native(model, source.read(0, 0, source.height, source.width), normalization, probabilities_of, diameter=diameter, channel=channel, source=path)
+        return probabilities_to_labels(probability, **scale_postprocessing(postprocessing, info['scale'])), probability if keep_probability else None, {**info, **size}
+    if source.height * source.width > max_pixels(): raise ValueError(f"{path}: {source.width}x{source.height} labels are too large to hold in memory (limit {max_pixels() / 1e6:.3g} MP): use --format zarr")
+    if keep_probability: raise ValueError(f"{path}: images above {blockwise_pixels / 1e6:.3g} MP are segmented block by block, without one probability map: leave out --probabilities")
+    labels, info = segment_blockwise(model, source, normalization, postprocessing, lambda prepared: predict_probabilities(model, prepared, tile=tile or BLOCK_TILE, tta=tta),
+                                     diameter, channel, block=block)
+    return labels, None, {**info, **size}
+
 def predict_paths(model_path: str | Path, # A `.keras` model from `train`
                   inputs: list[str | Path], # Image files, folders of images, DSB-layout folders
                   out: str | Path, # Output folder
@@ -249,9 +313,13 @@ def predict_paths(model_path: str | Path, # A `.keras` model from `train`
                   progress: bool = True, # Show a progress bar and a line per image
                   diameter: float | None = None, # Nucleus diameter in pixels for every image; None: estimated per image
                   channel: str | None = None, # Override the model's channel rule: one of `CHANNEL_RULES`
+                  diameter_um: float | None = None, # Nucleus diameter in micrometres, turned into pixels per image with its pixel size (TIFF calibration); instead of `diameter`
                   rois: bool = False, # Also write `<id>_rois.zip`, one ImageJ ROI per nucleus (needs `roifile`)
                   geojson: bool = False, # Also write `<id>.geojson`, QuPath detections
                   engine: str = 'keras', # 'keras', or 'onnx' (ONNX Runtime, faster on CPUs; needs the onnx extra)
+                  blockwise_pixels: int = BLOCKWISE_PIXELS, # Images with more pixels are segmented block by block, in bounded memory
+                  block: int = BLOCK, # Core side of a block at the working scale (`segment_blockwise`)
+                  runner=None, # Runs the images, and the blocks of Zarr outputs, elsewhere (`fcn_nuclei.distributed.DaskRunner`); None: here, one after another
                  ) -> PredictionReport:
     "Predict instance labels for every input image and write `predictions.csv` (diameter, scale, nuclei per image); bad files are reported, not fatal; inputs are never written."
     if output_format not in OUTPUT_FORMATS: raise ValueError(f"unknown format {output_format!r}: use one of {OUTPUT_FORMATS}")
@@ -261,7 +329,10 @@ def predict_paths(model_path: str | Path, # A `.keras` model from `train`
     if out.exists() and not out.is_dir(): raise ValueError(f"{out}: output path is a file, not a folder")
     report = PredictionReport()
     items = collect_inputs(inputs, report.skipped)
-    suffix = '.png' if output_format == 'png' else '.tif'
+    suffix = {'png': '.png', 'tiff': '.tif', 'zarr': '.zarr'}[output_format]
+    if output_format == 'zarr':
+        require_zarr()
+        if csv_path or probabilities or rois or geojson: raise ValueError('--format zarr writes the label images alone: --csv, --probabilities, --rois and --geojson need labels in memory (png or tiff)')
     outputs = [out/f'{image_id}{suffix}' for image_id, _ in items] + [out/'predictions.csv']
     outputs += [out/f'{image_id}_probability.png' for image_id, _ in items] if probabilities else []
     outputs += [Path(csv_path)] if csv_path else []
@@ -273,14 +344,15 @@ def predict_paths(model_path: str | Path, # A `.keras` model from `train`
     model = load_onnx_model(model_path) if engine == 'onnx' else load_model(model_path)
     postprocessing = load_postprocessing(model_path, model)
     normalization = model_normalization(model_path)
-    check_request(normalization, diameter, channel)
+    if diameter is not None and diameter_um is not None: raise ValueError("give the nucleus diameter once: in pixels or in micrometres")
+    if diameter_um is not None and not (math.isfinite(diameter_um) and diameter_um > 0): raise ValueError(f"--diameter must be a positive length, got {diameter_um} um")
+    check_request(normalization, diameter if diameter_um is None else diameter_um, channel)
     check_writable(out, 'label images')
     if csv_path: check_writable(Path(csv_path).parent, 'run-length CSV')
     started, rows, table = time.perf_counter(), [], []
 
-    def finish(image_id: str, probability: np.ndarray, scale: float, pixel_size: float | None):
-        "Post-process one prediction and write its files."
-        labels = probabilities_to_labels(probability, **scale_postprocessing(postprocessing, scale))
+    def finish(image_id: str, labels: np.ndarray, probability: np.ndarray | None, pixel_size: float | None):
+        "Write one image's files."
         write_label_image(out/f'{image_id}{suffix}', labels, pixel_size)
         report.written.append(out/f'{image_id}{suffix}'); report.nuclei[image_id] = int(labels.max())
         if probabilities:
@@ -290,14 +362,23 @@ def predict_paths(model_path: str | Path, # A `.keras` model from `train`
         if rois: write_imagej_rois(out/f'{image_id}_rois.zip', labels)
         if geojson: write_geojson(out/f'{image_id}.geojson', labels)
 
+    options = dict(tile=tile, tta=tta, diameter=diameter, channel=channel, diameter_um=diameter_um, keep_probability=probabilities, blockwise_pixels=blockwise_pixels, block=block)
+    pending = {path: runner.submit_file(path, options) for _, path in items} if runner is not None and output_format != 'zarr' else {}
     for image_id, path in tqdm(items, desc='predicting', unit='image', disable=None if progress else True, leave=False):
         try:
-            image = read_array(path)
-            probability, info = predict_native(model, image, normalization, lambda prepared: predict_probabilities(model, prepared, tile=tile, tta=tta),
-                                               diameter=diameter, channel=channel, source=path)
             pixel_size = read_pixel_size(path)
-            finish(image_id, probability, info['scale'], pixel_size)
-            table.append(dict(id=image_id, file=str(path), height=image.shape[0], width=image.shape[1], pixel_size_um=pixel_size, channel=info['channel'],
+            if output_format == 'zarr':
+                source, image_diameter = open_image(path), pixel_diameter(path, diameter, diameter_um)
+                info = dict(height=source.height, width=source.width)
+                run_blocks = runner.block_runner(path, tile, tta) if runner is not None else None
+                def fill(labels): info.update(segment_blockwise(model, source, normalization, postprocessing, lambda prepared: predict_probabilities(model, prepared, tile=tile or BLOCK_TILE, tta=tta),
+                                                                 image_diameter, channel, block=block, out=labels, run_blocks=run_blocks)[1])
+                write_zarr_labels(out/f'{image_id}.zarr', fill, (source.height, source.width), pixel_size)
+                report.written.append(out/f'{image_id}.zarr'); report.nuclei[image_id] = info['nuclei']
+            else:
+                labels, probability, info = pending.pop(path).result() if pending else segment_file(model, path, normalization, postprocessing, **options)
+                finish(image_id, labels, probability, pixel_size)
+            table.append(dict(id=image_id, file=str(path), height=info['height'], width=info['width'], pixel_size_um=pixel_size, channel=info['channel'],
                               diameter=info['diameter'], diameter_estimated=info['estimated'], scale=info['scale'], nuclei=report.nuclei[image_id]))
             if progress and info['diameter']:
                 tqdm.write(f"{image_id}: diameter {info['diameter']:.1f} px ({'estimated' if info['estimated'] else 'given'}), channel {info['channel']}, {report.nuclei[image_id]} nuclei", file=sys.stderr)
