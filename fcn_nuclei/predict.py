@@ -293,7 +293,7 @@ def segment_file(model: keras.Model, # A trained model
     diameter, source = pixel_diameter(path, diameter, diameter_um), open_image(path)
     size = dict(height=source.height, width=source.width)
     probabilities_of = lambda prepared: predict_probabilities(model, prepared, tile=tile, tta=tta)
-    if source.height * source.width <= blockwise_pixels:
+    if source.height * source.width <= blockwise_pixels or normalization is None:  # a model without an input contract predicts whole, as before it
         probability, info = predict_native(model, source.read(0, 0, source.height, source.width), normalization, probabilities_of, diameter=diameter, channel=channel, source=path)
         return probabilities_to_labels(probability, **scale_postprocessing(postprocessing, info['scale'])), probability if keep_probability else None, {**info, **size}
     if source.height * source.width > max_pixels(): raise ValueError(f"{path}: {source.width}x{source.height} labels are too large to hold in memory (limit {max_pixels() / 1e6:.3g} MP): use --format zarr")
