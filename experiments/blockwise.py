@@ -55,8 +55,7 @@ for sample in validation:
     plan = plan_image(model, LazyImage(sample.image), normalization, postprocessing, diameter=info['diameter'])
     borders = border_mask(plan_blocks(plan.height, plan.width, plan.working_height, plan.working_width, arguments.block, arguments.margin), whole.shape)
     crossing = np.unique(whole[borders & (whole > 0)])
-    table = intersection_table(whole, blockwise)  # IoU of every whole-image nucleus with every blockwise one
-    iou = table if isinstance(table, np.ndarray) else table[0]
+    iou = intersection_table(whole, blockwise)[0]  # IoU of every whole-image nucleus with every blockwise one
     whole_once = int(sum(1 for label in crossing if iou.shape[1] and (iou[label - 1] >= 0.5).any()))
     score = object_scores(whole, blockwise)['dsb']
     rows.append(dict(id=sample.id, size=list(sample.image.shape[:2]), blocks=block_info['blocks'], whole_nuclei=int(whole.max()), blockwise_nuclei=block_info['nuclei'],

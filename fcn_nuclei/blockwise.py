@@ -20,7 +20,7 @@ from .evaluate import probabilities_to_labels
 from .files import read_array, tiff_axes
 from .models import STRIDE, predict_padded
 from .normalize import (ESTIMATION_SIDE, ESTIMATION_STEPS, SCALE_LIMITS, Normalization, apply_intensity, check_request, estimate_diameter,
-                        intensity_settings, resize_image, resize_probabilities, scale_postprocessing, scaled_size)
+                        intensity_settings, resize_image, sample_step, resize_probabilities, scale_postprocessing, scaled_size)
 
 # %% auto #0
 __all__ = ['BLOCK', 'BLOCK_TILE', 'BLOCK_MARGIN', 'LazyImage', 'is_zarr', 'require_zarr', 'open_image', 'Block', 'plan_blocks',
@@ -66,7 +66,7 @@ class LazyImage:
     def sample(self, limit: int = 1_000_000, # At most about this many pixels
               ) -> np.ndarray:
         "Every k-th row and column, as `sample_pixels` takes them, read band by band so that memory stays small."
-        step = max(1, math.ceil(math.sqrt(self.height * self.width / limit)))
+        step = sample_step(self.height, self.width, limit)
         band = step * max(1, 2048 // step)
         return np.concatenate([self.read(top, 0, min(top + band, self.height), self.width)[::step, ::step] for top in range(0, self.height, band)])
 

@@ -24,11 +24,11 @@ from .files import to_rgb_uint8
 from .models import predict_padded
 
 # %% auto #0
-__all__ = ['CHANNEL_RULES', 'PERCENTILES', 'ESTIMATION_STEPS', 'ESTIMATION_SIDE', 'SCALE_LIMITS', 'CONSISTENCY', 'sample_pixels',
-           'detect_channel_rule', 'apply_channel_rule', 'stretch_bounds', 'apply_stretch', 'percentile_stretch',
-           'intensity_settings', 'apply_intensity', 'normalize_image', 'nucleus_diameters', 'median_diameter',
-           'resize_image', 'resize_probabilities', 'resize_labels', 'scaled_size', 'Normalization', 'prepare_sample',
-           'foreground_statistics', 'diameter_candidates', 'choose_diameter', 'estimate_diameter',
+__all__ = ['CHANNEL_RULES', 'PERCENTILES', 'ESTIMATION_STEPS', 'ESTIMATION_SIDE', 'SCALE_LIMITS', 'CONSISTENCY', 'sample_step',
+           'sample_pixels', 'detect_channel_rule', 'apply_channel_rule', 'stretch_bounds', 'apply_stretch',
+           'percentile_stretch', 'intensity_settings', 'apply_intensity', 'normalize_image', 'nucleus_diameters',
+           'median_diameter', 'resize_image', 'resize_probabilities', 'resize_labels', 'scaled_size', 'Normalization',
+           'prepare_sample', 'foreground_statistics', 'diameter_candidates', 'choose_diameter', 'estimate_diameter',
            'model_normalization', 'scale_postprocessing', 'check_request', 'predict_native']
 
 # %% ../nbs/06_generalisation.ipynb #78213822
@@ -45,11 +45,17 @@ def _channels_last(array: np.ndarray, source: str) -> np.ndarray:
     if array.shape[-1] in (2, 4): array = array[..., :-1]  # grey + alpha, RGB + alpha
     return array
 
+def sample_step(height: int, width: int, # Image size
+                limit: int = _SAMPLE_LIMIT, # At most about this many pixels
+               ) -> int:
+    "The smallest step k such that every k-th row and column of a `height` x `width` image leaves at most about `limit` pixels."
+    return max(1, math.ceil(math.sqrt(height * width / limit)))
+
 def sample_pixels(image: np.ndarray, # (H, W) or (H, W, C) image, or any array sliceable like one (a memory map, a Zarr array)
                   limit: int = _SAMPLE_LIMIT, # At most about this many pixels
                  ) -> np.ndarray:
-    "Every k-th row and column of an image, every channel kept, k the smallest step that leaves at most about `limit` pixels: what its statistics are computed from."
-    step = max(1, math.ceil(math.sqrt(image.shape[0] * image.shape[1] / limit)))
+    "Every k-th row and column of an image, every channel kept, k the smallest step that leaves at most about `limit` pixels (`sample_step`): what its statistics are computed from."
+    step = sample_step(image.shape[0], image.shape[1], limit)
     return np.asarray(image[::step, ::step])
 
 def _subsample(values: np.ndarray) -> np.ndarray:
