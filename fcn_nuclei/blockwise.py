@@ -17,15 +17,14 @@ import numpy as np
 import tifffile
 
 from .evaluate import probabilities_to_labels
-from .files import read_array, tiff_axes
+from .files import read_array, require_zarr, tiff_axes
 from .models import STRIDE, predict_padded
 from .normalize import (ESTIMATION_SIDE, ESTIMATION_STEPS, SCALE_LIMITS, Normalization, apply_intensity, check_request, estimate_diameter,
                         intensity_settings, resize_image, sample_step, resize_probabilities, scale_postprocessing, scaled_size)
 
 # %% auto #0
-__all__ = ['BLOCK', 'BLOCK_TILE', 'BLOCK_MARGIN', 'LazyImage', 'is_zarr', 'require_zarr', 'open_image', 'Block', 'plan_blocks',
-           'ImagePlan', 'plan_image', 'BlockLabels', 'segment_block', 'label_block', 'merge_blocks',
-           'segment_blockwise']
+__all__ = ['BLOCK', 'BLOCK_TILE', 'BLOCK_MARGIN', 'LazyImage', 'is_zarr', 'open_image', 'Block', 'plan_blocks', 'ImagePlan',
+           'plan_image', 'BlockLabels', 'segment_block', 'label_block', 'merge_blocks', 'segment_blockwise']
 
 # %% ../nbs/07d_blockwise.ipynb #cdf8a1fe
 def _guess_axes(shape: tuple[int, ...]) -> str:
@@ -77,13 +76,6 @@ def is_zarr(path: str | Path) -> bool:
     "Whether `path` names a Zarr array or group (a `.zarr` folder, or a folder with Zarr metadata)."
     path = Path(path)
     return path.suffix.lower() == '.zarr' or (path.is_dir() and any((path/name).exists() for name in ('.zarray', '.zgroup', 'zarr.json')))
-
-def require_zarr():
-    "The zarr module, or a `ValueError` saying how to install it."
-    try:
-        import zarr
-        return zarr
-    except ImportError: raise ValueError("Zarr input and output need the zarr package: pip install 'fcn-nuclei[zarr]'") from None
 
 def _open_zarr(path: Path) -> LazyImage:
     "A Zarr array, or the full-resolution level of an OME-Zarr image (its axes from the metadata)."

@@ -38,7 +38,8 @@ from .evaluate import evaluate, run_ablation, show_extremes, write_evaluation
 from .bioimageio_export import export_bioimageio
 from .blockwise import BLOCK
 from .distributed import DaskRunner, connect
-from .predict import ENGINES, OUTPUT_FORMATS, PRETRAINED, check_writable, predict_paths, resolve_model
+from .label_files import check_writable
+from .predict import ENGINES, OUTPUT_FORMATS, PRETRAINED, predict_paths, resolve_model
 from .normalize import CHANNEL_RULES, check_request, model_normalization
 
 # %% auto #0

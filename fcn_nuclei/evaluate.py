@@ -10,11 +10,6 @@ from __future__ import annotations
 import csv
 import itertools
 import json
-import os
-import platform
-import shutil
-import subprocess
-import sys
 import tempfile
 import time
 import warnings
@@ -26,12 +21,11 @@ from scipy import ndimage
 from skimage import measure, segmentation, transform
 from skimage.feature import peak_local_max
 
-from . import __version__
 from .data import load_dsb, Sample, split_ids
 from .files import write_atomic, write_json
 from .pipeline import ARTICLE_SIZE
 from .sources import resolve_data
-from .models import call_model, load_model, predict_padded
+from .models import call_model, load_model
 from .normalize import median_diameter, model_normalization, predict_native, scale_postprocessing
 from .train import train
 

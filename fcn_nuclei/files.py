@@ -27,7 +27,7 @@ Image.MAX_IMAGE_PIXELS = None  # Pillow's decompression-bomb guard is replaced b
 # %% auto #0
 __all__ = ['IMAGE_SUFFIXES', 'MIN_IMAGE_SIDE', 'MAX_PIXELS', 'MICROMETRES', 'max_pixels', 'tiff_axes', 'read_array',
            'to_rgb_uint8', 'read_image', 'masks_to_labels', 'list_images', 'read_labels', 'read_pixel_size',
-           'write_atomic', 'write_json']
+           'write_atomic', 'write_json', 'require_zarr']
 
 # %% ../nbs/10_image_files.ipynb #3dd35292
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.tif', '.tiff', '.bmp')
@@ -316,3 +316,11 @@ def write_json(path: str | Path, # The file to write
               ) -> Path:
     "Write indented JSON with a final newline, atomically (`write_atomic`)."
     return write_atomic(path, lambda temporary: temporary.write_text(json.dumps(payload, indent=2) + '\n'))
+
+def require_zarr():
+    "The zarr module, or a `ValueError` saying how to install it."
+    try:
+        import zarr
+        return zarr
+    except ImportError: raise ValueError("Zarr input and output need the zarr package: pip install 'fcn-nuclei[zarr]'") from None
+

@@ -79,7 +79,7 @@ def write_labels(path: str | Path, # The file to write: `.png` or `.tif`/`.tiff`
                  meta: dict | None = None, # The layer's attributes: a TIFF records its scale when it is in micrometres (or nm, mm)
                 ) -> list[str]:
     "napari writer hook: save a Labels layer as a label image the way `predict` writes them (a TIFF with its pixel size); return the path written."
-    from fcn_nuclei.predict import write_label_image  # TensorFlow comes with it: only when a layer is saved
+    from fcn_nuclei.label_files import write_label_image  # no TensorFlow: saving a layer stays light
     path = Path(path)
     if not path.suffix: path = path.with_suffix('.png')
     if path.suffix.lower() not in LABEL_SUFFIXES: raise ValueError(f"{path}: label images are written as {', '.join(LABEL_SUFFIXES)}")

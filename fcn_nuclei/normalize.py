@@ -24,17 +24,19 @@ from .files import to_rgb_uint8
 from .models import predict_padded
 
 # %% auto #0
-__all__ = ['CHANNEL_RULES', 'PERCENTILES', 'ESTIMATION_STEPS', 'ESTIMATION_SIDE', 'SCALE_LIMITS', 'CONSISTENCY', 'sample_step',
-           'sample_pixels', 'detect_channel_rule', 'apply_channel_rule', 'stretch_bounds', 'apply_stretch',
-           'percentile_stretch', 'intensity_settings', 'apply_intensity', 'normalize_image', 'nucleus_diameters',
-           'median_diameter', 'resize_image', 'resize_probabilities', 'resize_labels', 'scaled_size', 'Normalization',
-           'prepare_sample', 'foreground_statistics', 'diameter_candidates', 'choose_diameter', 'estimate_diameter',
-           'model_normalization', 'scale_postprocessing', 'check_request', 'predict_native']
+__all__ = ['CHANNEL_RULES', 'PERCENTILES', 'EMPTY_CHANNEL', 'ESTIMATION_STEPS', 'ESTIMATION_SIDE', 'SCALE_LIMITS', 'CONSISTENCY',
+           'sample_step', 'sample_pixels', 'detect_channel_rule', 'apply_channel_rule', 'stretch_bounds',
+           'apply_stretch', 'percentile_stretch', 'intensity_settings', 'apply_intensity', 'normalize_image',
+           'nucleus_diameters', 'median_diameter', 'resize_image', 'resize_probabilities', 'resize_labels',
+           'scaled_size', 'Normalization', 'prepare_sample', 'foreground_statistics', 'diameter_candidates',
+           'choose_diameter', 'estimate_diameter', 'model_normalization', 'scale_postprocessing', 'check_request',
+           'predict_native']
 
 # %% ../nbs/06_generalisation.ipynb #78213822
 CHANNEL_RULES = ('auto', 'grey', 'rgb', 'red', 'green', 'blue', 'max')
 PERCENTILES = (1.0, 99.8)  # csbdeep's and StarDist's default, joint over channels
 _SAMPLE_LIMIT = 1_000_000  # percentiles of huge images from a fixed subsample
+EMPTY_CHANNEL = 0.1  # a channel whose brightest pixels reach at most this share of the brightest channel's carries no signal
 
 def _channels_last(array: np.ndarray, source: str) -> np.ndarray:
     "(H, W, C) view of a grey, channels-last or channels-first image; alpha dropped."
@@ -65,11 +67,15 @@ def _subsample(values: np.ndarray) -> np.ndarray:
 
 def detect_channel_rule(image: np.ndarray, # (H, W) or (H, W, C) image of any dtype
                        ) -> str:
-    "'grey' for one channel or equal channels; 'rgb' for colour on a bright background (H&E, brightfield); 'max' for colour on a dark background (fluorescence rendered in colour)."
+    "'grey' for one channel or equal channels; 'max' for one or two channels carrying the signal and the others near-empty, or colour on a dark background (fluorescence rendered in colour); 'rgb' for colour on a bright background in every channel (H&E, brightfield)."
     image = _channels_last(image, 'image')
     if image.shape[-1] == 1 or all(np.array_equal(image[..., 0], image[..., channel]) for channel in (1, 2)): return 'grey'
     brightest = _subsample(image.max(axis=-1))
     if brightest.size == 0: return 'grey'
+    channels = [_subsample(image[..., channel]) for channel in range(image.shape[-1])]
+    floor = min(np.percentile(values, 0.1) for values in channels)  # the image's darkest level, over all channels
+    peaks = np.array([np.percentile(values, 99.8) for values in channels]) - floor
+    if peaks.max() > 0 and peaks.min() <= EMPTY_CHANNEL * peaks.max(): return 'max'  # a grey image in one or two colour channels, whatever its background
     low, background, high = np.percentile(brightest, (1, 50, 99.8))
     if high <= low: return 'grey'
     return 'rgb' if (background - low) / (high - low) > 0.5 else 'max'

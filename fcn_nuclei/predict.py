@@ -9,35 +9,30 @@ from __future__ import annotations
 
 import csv
 import importlib.resources
-import json
 import math
-import os
-import shutil
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import keras
 import numpy as np
-import tifffile
 from PIL import Image
 from tqdm.auto import tqdm
 
-from .blockwise import BLOCK, BLOCK_TILE, is_zarr, open_image, require_zarr, segment_blockwise
-from .files import IMAGE_SUFFIXES, max_pixels, list_images, read_array, read_image, read_labels, read_pixel_size, write_atomic
-from .evaluate import default_postprocessing, object_scores, probabilities_to_labels, read_postprocessing
-from .models import STRIDE, build_fcn, call_model, load_model, pad_to_stride
-from .normalize import CHANNEL_RULES, Normalization, check_request, model_normalization, predict_native, scale_postprocessing
+from .blockwise import BLOCK, BLOCK_TILE, is_zarr, open_image, segment_blockwise
+from .label_files import check_outputs, check_writable, labels_to_rle, write_label_image, write_zarr_labels
+from .files import IMAGE_SUFFIXES, max_pixels, list_images, read_pixel_size, require_zarr, write_atomic
+from .evaluate import default_postprocessing, probabilities_to_labels, read_postprocessing
+from .models import STRIDE, call_model, load_model, pad_to_stride
+from .normalize import Normalization, check_request, model_normalization, predict_native, scale_postprocessing
 from .onnx_engine import load_onnx_model
 from .outlines import require_roifile, write_geojson, write_imagej_rois
 
 # %% auto #0
 __all__ = ['OUTPUT_FORMATS', 'BLOCKWISE_PIXELS', 'ENGINES', 'PRETRAINED', 'tile_starts', 'predict_probabilities',
-           'load_postprocessing', 'predict_image', 'rle_encode', 'rle_decode', 'labels_to_rle', 'collect_inputs',
-           'write_zarr_labels', 'write_label_image', 'check_outputs', 'PredictionReport', 'check_writable',
-           'pixel_diameter', 'segment_file', 'predict_paths', 'pretrained_path', 'resolve_model', 'load_pretrained']
+           'load_postprocessing', 'predict_image', 'collect_inputs', 'PredictionReport', 'pixel_diameter',
+           'segment_file', 'predict_paths', 'pretrained_path', 'resolve_model', 'load_pretrained']
 
 # %% ../nbs/07_inference.ipynb #7788138b
 def _dihedral(array: np.ndarray, index: int, inverse: bool = False) -> np.ndarray:
@@ -130,37 +125,6 @@ def predict_image(model: keras.Model, # A trained model
     setting = scale_postprocessing(postprocessing or default_postprocessing(probabilities.shape[-1]), info['scale'])
     return probabilities_to_labels(probabilities, **setting), info
 
-# %% ../nbs/07_inference.ipynb #76316f56
-def rle_encode(mask: np.ndarray) -> str:
-    "Run-length encode a binary mask: '1-based-start length ...' in column-major order."
-    pixels = np.concatenate([[0], mask.T.ravel().astype(np.int8), [0]])
-    changes = np.flatnonzero(pixels[1:] != pixels[:-1]) + 1
-    changes[1::2] -= changes[::2]
-    return ' '.join(map(str, changes))
-
-def rle_decode(encoded: str, shape: tuple[int, int]) -> np.ndarray:
-    "Decode a run-length string into a boolean mask of `shape` (height, width)."
-    values = np.asarray(encoded.split(), dtype=np.int64)
-    if values.size % 2: raise ValueError(f"run-length string has an odd number of values: {encoded[:40]!r}")
-    flat = np.zeros(shape[0] * shape[1], bool)
-    for start, length in zip(values[::2] - 1, values[1::2]):
-        if start < 0 or start + length > flat.size: raise ValueError(f"run {start + 1} {length} lies outside a {shape[0]}x{shape[1]} image")
-        flat[start:start + length] = True
-    return flat.reshape(shape[1], shape[0]).T
-
-def labels_to_rle(labels: np.ndarray) -> list[str]:
-    "One run-length string per instance, in label order (an empty list for an image without nuclei); one sort, not one pass per nucleus."
-    flat = labels.T.ravel()
-    positions = np.flatnonzero(flat)  # column-major pixel numbers - 1
-    order = np.argsort(flat[positions], kind='stable')
-    positions, values = positions[order], flat[positions][order]
-    encoded = []
-    for group in np.split(positions, np.flatnonzero(np.diff(values)) + 1) if positions.size else []:
-        breaks = np.flatnonzero(np.diff(group) != 1) + 1
-        starts, ends = group[np.r_[0, breaks]], group[np.r_[breaks - 1, group.size - 1]]
-        encoded.append(' '.join(f'{start + 1} {end - start + 1}' for start, end in zip(starts, ends)))
-    return encoded
-
 # %% ../nbs/07_inference.ipynb #2bbc75db
 OUTPUT_FORMATS = ('png', 'tiff', 'zarr')
 BLOCKWISE_PIXELS = 2048 * 2048  # images with more pixels are segmented block by block (`segment_blockwise`)
@@ -191,62 +155,6 @@ def collect_inputs(inputs: list[str | Path], # Image files, folders of images, o
     if duplicates: raise ValueError(f"two inputs share the name {duplicates[0]!r}; their outputs would overwrite each other")
     return found
 
-def write_zarr_labels(path: Path, # The `.zarr` folder to create (replaced if it exists)
-                      fill, # Called with a new (H, W) `uint32` Zarr array; fills it
-                      shape: tuple[int, int], # (H, W)
-                      pixel_size: float | None = None, # Micrometres per pixel, written as the OME-Zarr scale
-                      chunk: int = 1024, # Chunk side
-                     ) -> Path:
-    "Write labels as an OME-Zarr (NGFF 0.4) image group `path/0`, all or nothing: built in a hidden folder beside `path`, then renamed."
-    zarr = require_zarr()
-    temporary = Path(tempfile.mkdtemp(prefix=f'.{path.stem[:80]}.', suffix='.partial.zarr', dir=path.parent))
-    try:
-        group = zarr.open_group(str(temporary), mode='w', zarr_format=2)
-        labels = group.create_array('0', shape=shape, chunks=(min(chunk, shape[0]), min(chunk, shape[1])), dtype='uint32', fill_value=0)
-        fill(labels)
-        axes = [dict(name=name, type='space', **(dict(unit='micrometer') if pixel_size else {})) for name in ('y', 'x')]
-        group.attrs.update({'multiscales': [dict(version='0.4', name=path.stem, axes=axes, datasets=[dict(path='0', coordinateTransformations=[dict(type='scale', scale=[pixel_size or 1.0] * 2)])])],
-                            'image-label': dict(version='0.4')})
-        if path.exists():  # replace an earlier run's output: move it aside, put the new one in place, then delete the old
-            old = Path(tempfile.mkdtemp(prefix=f'.{path.stem[:80]}.', suffix='.old', dir=path.parent)); os.replace(path, old/'labels')
-            os.replace(temporary, path); shutil.rmtree(old)
-        else: os.replace(temporary, path)
-    finally:
-        if temporary.exists(): shutil.rmtree(temporary)
-    return path
-
-def write_label_image(path: Path, # `.png`, or `.tif`/`.tiff`
-                      labels: np.ndarray, # (H, W) instance labels
-                      pixel_size: float | None = None, # Micrometres per pixel, written into a TIFF (`read_pixel_size` of the input)
-                     ):
-    "Write a label image atomically: PNG (`uint16`, at most 65,535 nuclei) or TIFF (`uint16`, ImageJ-compatible, with the pixel size; `uint32` above 65,535), by suffix."
-    count = int(labels.max()) if labels.size else 0
-    if path.suffix.lower() in ('.tif', '.tiff'):
-        if count <= np.iinfo(np.uint16).max:  # ImageJ reads 16-bit labels with their calibration
-            scale = dict(resolution=(1 / pixel_size, 1 / pixel_size), metadata={'unit': 'um'}) if pixel_size else {}
-            write_atomic(path, lambda temporary: tifffile.imwrite(temporary, labels.astype(np.uint16), imagej=True, **scale))
-        else:  # ImageJ has no 32-bit integer images: a plain TIFF, calibrated in centimetres
-            scale = dict(resolution=(1e4 / pixel_size, 1e4 / pixel_size), resolutionunit=tifffile.RESUNIT.CENTIMETER) if pixel_size else {}
-            write_atomic(path, lambda temporary: tifffile.imwrite(temporary, labels.astype(np.uint32), **scale))
-    elif count > np.iinfo(np.uint16).max: raise ValueError(f"{path}: {count:,} nuclei do not fit a 16-bit PNG; use --format tiff (32-bit labels)")
-    else: write_atomic(path, lambda temporary: Image.fromarray(labels.astype(np.uint16)).save(temporary, format='PNG'))
-
-def check_outputs(out: Path, # The output folder
-                  outputs: list[Path], # Every file the run will write
-                  inputs: list[Path], # Every file the run reads (images, model, its settings)
-                 ):
-    "Refuse, before any work, an output folder that holds an input, an output that is an input, and two outputs with one name."
-    resolved_out = out.resolve()
-    resolved_inputs = {path.resolve(): path for path in inputs}
-    for resolved, path in resolved_inputs.items():
-        if resolved == resolved_out or resolved_out in resolved.parents: raise ValueError(f"{out}: the output folder holds the input {path}; choose a folder of its own")
-    seen = {}
-    for path in outputs:
-        resolved = path.resolve()
-        if resolved in resolved_inputs: raise ValueError(f"{path}: would overwrite the input {resolved_inputs[resolved]}")
-        if resolved in seen: raise ValueError(f"{path}: two outputs would have this name")
-        seen[resolved] = path
-
 @dataclass
 class PredictionReport:
     "What `predict_paths` did: images written, nuclei found, failures with their reasons."
@@ -257,15 +165,6 @@ class PredictionReport:
     seconds: float = 0.0
 
 # %% ../nbs/07_inference.ipynb #d12482e5
-def check_writable(folder: Path, # A folder that will receive outputs (created if missing)
-                   what: str, # What will be written there, for the error message
-                  ):
-    "Create `folder` if needed and prove it takes a file, before any work; a clear error otherwise."
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix='.fcn-nuclei-probe-'): pass
-    except OSError as error: raise ValueError(f"{folder}: cannot write the {what} there ({error.strerror or error})") from error
-
 def pixel_diameter(path: str | Path, # An image file
                    diameter: float | None = None, # Nucleus diameter in pixels, or None
                    diameter_um: float | None = None, # Nucleus diameter in micrometres, or None
