@@ -56,6 +56,23 @@ CONDITIONS = {
     'grey in the blue channel': lambda image, labels: (_in_blue(image), labels) if _grey(image) else None,
 }
 
+def _even(array): return array[:array.shape[0] // 2 * 2, :array.shape[1] // 2 * 2]
+
+def _majority_half(labels):
+    "Labels at half size, centred like the shrunk image: each pixel the label covering most of its 2x2 block (ties to a nucleus, not the background). Nearest neighbour instead takes one pixel of each block, a quarter of a pixel off the image's centres."
+    labels = _even(labels); height, width = labels.shape
+    blocks = labels.reshape(height // 2, 2, width // 2, 2).transpose(0, 2, 1, 3).reshape(height // 2, width // 2, 4).astype(np.int64)
+    votes = (blocks[..., :, None] == blocks[..., None, :]).sum(-1) * (int(blocks.max()) + 1) + blocks
+    return np.take_along_axis(blocks, votes.argmax(-1)[..., None], -1)[..., 0].astype(labels.dtype)
+
+# diagnostics, not in the default table: what each remaining loss is made of
+DIAGNOSTICS = {
+    'size x0.5, labels by majority': lambda image, labels: (_scaled(_even(image), _even(labels), 0.5)[0], _majority_half(labels)),  # the same images, the truth shrunk centred
+    'size x0.5, true diameter given': CONDITIONS['size x0.5'],  # the x0.5 loss without any error of the diameter estimate
+    'gamma 2, undone': lambda image, labels: (_gamma(_gamma(image, 2.0), 0.5), labels),  # the curve taken back off: only the 8-bit levels it merged stay lost
+    'gamma 0.5, undone': lambda image, labels: (_gamma(_gamma(image, 0.5), 2.0), labels),
+}
+
 TTA = False  # --tta: average the 8 flips and rotations, as `fcn-nuclei predict --tta` does
 
 def score(model, normalization, setting, image, labels, source, diameter=None, keep=None):
@@ -94,14 +111,15 @@ def robustness(model_path: Path, samples, conditions, limit=None, progress=True)
     for name in conditions:
         started, scores = time.perf_counter(), []
         for sample in chosen:
-            changed = CONDITIONS[name](sample.image, sample.labels)
+            changed = {**CONDITIONS, **DIAGNOSTICS}[name](sample.image, sample.labels)
             if changed is None: continue
             given = median_diameter(changed[1]) if name.endswith('diameter given') and normalization and normalization.diameter else None
             keep = {}
             result = score_otsu(*changed, sample.id, setting) if model is None else score(model, normalization, setting, *changed, sample.id, diameter=given, keep=keep)
             if name == 'unchanged' and keep: native_predictions[sample.id] = keep['labels']
             if name.startswith('size') and sample.id in native_predictions:  # the unchanged prediction, resized like the truth: what the metric allows at this size
-                result['dsb_unchanged_prediction_resized'] = object_scores(changed[1], resize_labels(native_predictions[sample.id], *changed[1].shape))['dsb']
+                shrunk = _majority_half(native_predictions[sample.id]) if 'majority' in name else resize_labels(native_predictions[sample.id], *changed[1].shape)
+                result['dsb_unchanged_prediction_resized'] = object_scores(changed[1], shrunk)['dsb']
             rows.append(dict(condition=name, id=sample.id, kind=sample.kind, **result)); scores.append(result)
         subset = [r['id'] for r in rows if r['condition'] == name]
         unchanged = [r['dsb'] for r in rows if r['condition'] == 'unchanged' and r['id'] in set(subset)]
@@ -214,16 +232,23 @@ def recipe_ablation(samples, epochs: int, crops_per_image: int, limit: int, cond
     return dict(budget=f"{epochs} epochs x {crops_per_image} random 256x256 crop(s) per training image, bfloat16, seed {seed}; scored on the first {limit} validation images; post-processing: watershed, min_distance 5 (untuned, the same for every row)",
                 runs=runs)
 
+def sampling_phase(samples, validation_ids) -> dict:
+    "What the x0.5 truth allows: perfect labels shrunk centred (2x2 majority, like the shrunk image) scored against the same labels shrunk by nearest neighbour (the robustness table's truth)."
+    scores = [object_scores(resize_labels(_even(s.labels), s.labels.shape[0] // 2, s.labels.shape[1] // 2), _majority_half(s.labels))['dsb']
+              for s in samples if s.id in validation_ids]
+    return dict(images=len(scores), dsb_perfect_centred_against_nearest=float(np.mean(scores)))
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('models', type=Path, nargs='*', help='.keras models with config.json and postprocess.json beside them')
     parser.add_argument('--data', required=True, help='the DSB training set (the models\' validation ids are read from it)')
     parser.add_argument('--out', type=Path, required=True, help='JSON file to write')
-    parser.add_argument('--conditions', nargs='+', default=list(CONDITIONS), choices=list(CONDITIONS))
+    parser.add_argument('--conditions', nargs='+', default=list(CONDITIONS), choices=list(CONDITIONS) + list(DIAGNOSTICS), help='conditions to score (default: the robustness table); diagnostics: ' + '; '.join(DIAGNOSTICS))
     parser.add_argument('--tta', action='store_true', help='robustness: predict with test-time augmentation (the 8 flips and rotations)')
     parser.add_argument('--limit', type=int, default=None, help='score only the first N validation images (a quick look)')
     parser.add_argument('--figure', type=Path, default=None, help='instead: draw the two failures and their fix to this PNG (models: the model without a contract, then the one with it)')
     parser.add_argument('--recipe', action='store_true', help='instead: train the default recipe and variants without each of its parts, short budget (the models argument is ignored)')
+    parser.add_argument('--phase', action='store_true', help='instead: score perfect labels shrunk x0.5 centred against the nearest-neighbour truth (no model)')
     parser.add_argument('--loko', action='store_true', help='leave one kind out instead: train one model per kind (the models argument is ignored)')
     parser.add_argument('--epochs', type=int, default=6, help='--loko: epochs per model (default: 6)')
     parser.add_argument('--crops-per-image', type=int, default=1, help='--loko: crops per image per epoch (default: 1)')
@@ -240,6 +265,7 @@ def main():
                   **(dict(figure=failure_figure(*arguments.models, samples, arguments.figure)) if arguments.figure else
                      dict(recipe_ablation=recipe_ablation(samples, arguments.epochs, arguments.crops_per_image, arguments.limit or 40, arguments.conditions)) if arguments.recipe else
                      dict(leave_one_kind_out=leave_one_kind_out(samples, arguments.epochs, arguments.crops_per_image)) if arguments.loko else
+                     dict(sampling_phase=sampling_phase(samples, set(split_ids(samples, 0.2, 0)[1]))) if arguments.phase else
                      dict(models={str(path): robustness(path, samples, arguments.conditions, arguments.limit) for path in arguments.models})))
     arguments.out.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(arguments.out, lambda temporary: temporary.write_text(json.dumps(result, indent=1) + '\n'))
