@@ -11,6 +11,7 @@ import io
 import json
 import math
 import os
+import shutil
 import tempfile
 import warnings
 from pathlib import Path
@@ -27,7 +28,7 @@ Image.MAX_IMAGE_PIXELS = None  # Pillow's decompression-bomb guard is replaced b
 # %% auto #0
 __all__ = ['IMAGE_SUFFIXES', 'MIN_IMAGE_SIDE', 'MAX_PIXELS', 'MICROMETRES', 'max_pixels', 'tiff_axes', 'read_array',
            'to_rgb_uint8', 'read_image', 'masks_to_labels', 'list_images', 'read_labels', 'read_pixel_size',
-           'write_atomic', 'write_json', 'require_zarr']
+           'write_atomic', 'write_folder_atomic', 'write_json', 'require_zarr']
 
 # %% ../nbs/10_image_files.ipynb #3dd35292
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.tif', '.tiff', '.bmp')
@@ -309,6 +310,25 @@ def write_atomic(path: str | Path, # The file to write
         os.replace(temporary, path)
     finally:
         if temporary.exists(): temporary.unlink()
+    return path
+
+def write_folder_atomic(path: str | Path, # The folder to create, or to replace as a whole
+                        fill, # Called with an empty temporary folder beside `path`; writes the whole content there
+                       ) -> Path:
+    "Write a folder all or nothing: `fill(temporary)` in a unique hidden folder beside `path`, given the permissions of a folder created the usual way, then renamed to `path` (an existing `path` is moved aside first, then deleted); nothing is left behind when `fill` fails."
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = Path(tempfile.mkdtemp(prefix=f'.{path.name[:80]}.', suffix='.partial', dir=path.parent))
+    try:
+        fill(temporary)
+        umask = os.umask(0); os.umask(umask)
+        os.chmod(temporary, 0o777 & ~umask)  # mkdtemp's folder is owner-only
+        if path.exists():
+            old = Path(tempfile.mkdtemp(prefix=f'.{path.name[:80]}.', suffix='.old', dir=path.parent))
+            os.replace(path, old/path.name); os.replace(temporary, path); shutil.rmtree(old)
+        else: os.replace(temporary, path)
+    finally:
+        if temporary.exists(): shutil.rmtree(temporary, ignore_errors=True)
     return path
 
 def write_json(path: str | Path, # The file to write

@@ -7,8 +7,6 @@ Docs: https://fcn-nuclei.github.io/fcn_nuclei/label_files.html.md"""
 # %% ../nbs/10a_label_files.ipynb #0522a176
 from __future__ import annotations
 
-import os
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -16,7 +14,7 @@ import numpy as np
 import tifffile
 from PIL import Image
 
-from .files import require_zarr, write_atomic
+from .files import require_zarr, write_atomic, write_folder_atomic
 
 # %% auto #0
 __all__ = ['write_zarr_labels', 'write_label_image', 'rle_encode', 'rle_decode', 'labels_to_rle', 'check_writable',
@@ -29,23 +27,16 @@ def write_zarr_labels(path: Path, # The `.zarr` folder to create (replaced if it
                       pixel_size: float | None = None, # Micrometres per pixel, written as the OME-Zarr scale
                       chunk: int = 1024, # Chunk side
                      ) -> Path:
-    "Write labels as an OME-Zarr (NGFF 0.4) image group `path/0`, all or nothing: built in a hidden folder beside `path`, then renamed."
+    "Write labels as an OME-Zarr (NGFF 0.4) image group `path/0`, all or nothing (`write_folder_atomic`)."
     zarr = require_zarr()
-    temporary = Path(tempfile.mkdtemp(prefix=f'.{path.stem[:80]}.', suffix='.partial.zarr', dir=path.parent))
-    try:
+    def build(temporary: Path):
         group = zarr.open_group(str(temporary), mode='w', zarr_format=2)
         labels = group.create_array('0', shape=shape, chunks=(min(chunk, shape[0]), min(chunk, shape[1])), dtype='uint32', fill_value=0)
         fill(labels)
         axes = [dict(name=name, type='space', **(dict(unit='micrometer') if pixel_size else {})) for name in ('y', 'x')]
         group.attrs.update({'multiscales': [dict(version='0.4', name=path.stem, axes=axes, datasets=[dict(path='0', coordinateTransformations=[dict(type='scale', scale=[pixel_size or 1.0] * 2)])])],
                             'image-label': dict(version='0.4')})
-        if path.exists():  # replace an earlier run's output: move it aside, put the new one in place, then delete the old
-            old = Path(tempfile.mkdtemp(prefix=f'.{path.stem[:80]}.', suffix='.old', dir=path.parent)); os.replace(path, old/'labels')
-            os.replace(temporary, path); shutil.rmtree(old)
-        else: os.replace(temporary, path)
-    finally:
-        if temporary.exists(): shutil.rmtree(temporary)
-    return path
+    return write_folder_atomic(path, build)
 
 def write_label_image(path: Path, # `.png`, or `.tif`/`.tiff`
                       labels: np.ndarray, # (H, W) instance labels

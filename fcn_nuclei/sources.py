@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import stat
-import tempfile
 import zipfile
 from pathlib import Path, PurePosixPath
 
@@ -22,7 +20,7 @@ from scipy import ndimage
 from skimage import draw
 from tqdm.auto import tqdm
 
-from .files import write_atomic
+from .files import write_atomic, write_folder_atomic
 
 # %% auto #0
 __all__ = ['SYNTHETIC_SIZES', 'BBBC038_URL', 'synthesize_sample', 'write_dsb_sample', 'write_synthetic_dataset', 'cache_dir',
@@ -99,20 +97,14 @@ def write_synthetic_dataset(root: str | Path, # Folder to create (its parent mus
     if images < 1: raise ValueError(f"images must be at least 1, got {images}")
     if root.exists(): raise ValueError(f"{root}: already exists; choose a new folder or delete it")
     random = np.random.default_rng(seed)
-    root.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f'.{root.name}.', dir=root.parent))
-    try:
+    def fill(staging: Path):
         for index in tqdm(range(images), desc='synthesising', unit='image', disable=None, leave=False):
             height, width = SYNTHETIC_SIZES[random.integers(len(SYNTHETIC_SIZES))]
             kind = 'histology' if random.random() < histology_fraction else 'fluorescence'
             image, labels = synthesize_sample(seed * 100_003 + index, height, width, kind)
             write_dsb_sample(staging, f'synthetic_{seed}_{index:04d}', image, labels)
         (staging/'synthetic.json').write_text(json.dumps(dict(generator='fcn_nuclei.sources.write_synthetic_dataset', images=images, seed=seed, histology_fraction=histology_fraction)))
-        os.replace(staging, root)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return root
+    return write_folder_atomic(root, fill)
 
 # %% ../nbs/11_sources.ipynb #1f427ccf
 def cache_dir() -> Path:
@@ -157,17 +149,8 @@ def safe_extract(archive: str | Path, # A zip file
         for member in zip_file.infolist():
             reason = _unsafe_member(member)
             if reason: raise ValueError(f"{archive}: refused, member {member.filename!r} {reason}")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f'.{target.name}.', dir=target.parent))
-        try:
-            zip_file.extractall(staging)  # raises on a CRC error or a truncated member
-            if target.exists(): shutil.rmtree(target)
-            os.replace(staging, target)
-        except BaseException as error:
-            shutil.rmtree(staging, ignore_errors=True)
-            if isinstance(error, (zipfile.BadZipFile, EOFError, OSError)): raise ValueError(f"{archive}: damaged archive ({error})") from error
-            raise
-    return target
+        try: return write_folder_atomic(target, zip_file.extractall)  # extractall raises on a CRC error or a truncated member
+        except (zipfile.BadZipFile, EOFError, OSError) as error: raise ValueError(f"{archive}: damaged archive ({error})") from error
 
 # %% ../nbs/11_sources.ipynb #72ee345b
 def _sha256(path: Path) -> str:
