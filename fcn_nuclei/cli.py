@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '0' if '--verbose' in sys.argv else '3')  # keep TensorFlow's start-up chatter (cuInit, oneDNN) off the terminal, before it is imported
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '0' if '--verbose' in sys.argv else '3')  # keep TensorFlow's start-up chatter (CUDA initialisation failures, oneDNN notices) off the terminal, before it is imported
 
 def _import_tensorflow_quietly():
     "Import TensorFlow with the process's standard error pointed at /dev/null: the lines its C++ libraries print while loading ignore TF_CPP_MIN_LOG_LEVEL."
