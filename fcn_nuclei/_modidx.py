@@ -392,5 +392,6 @@ d = { 'settings': { 'branch': 'main',
                                   'fcn_nuclei.train.cosine_schedule': ('training.html#cosine_schedule', 'fcn_nuclei/train.py'),
                                   'fcn_nuclei.train.make_strategy': ('training.html#make_strategy', 'fcn_nuclei/train.py'),
                                   'fcn_nuclei.train.plot_curves': ('training.html#plot_curves', 'fcn_nuclei/train.py'),
+                                  'fcn_nuclei.train.read_initial_model': ('training.html#read_initial_model', 'fcn_nuclei/train.py'),
                                   'fcn_nuclei.train.soft_dice_loss': ('training.html#soft_dice_loss', 'fcn_nuclei/train.py'),
                                   'fcn_nuclei.train.train': ('training.html#train', 'fcn_nuclei/train.py')}}}

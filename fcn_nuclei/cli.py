@@ -74,7 +74,8 @@ def command_train(arguments) -> int:
                     learning_rate=arguments.learning_rate, patience=arguments.patience, seed=arguments.seed,
                     validation_fraction=arguments.validation_fraction, strategy=arguments.strategy, contours=arguments.contours,
                     precision=arguments.precision, normalize=not arguments.no_normalize, rescale=not arguments.no_rescale,
-                    zoom=tuple(arguments.zoom), intensity=not arguments.no_intensity, all_images=arguments.all_images, overwrite=arguments.overwrite)
+                    zoom=tuple(arguments.zoom), intensity=not arguments.no_intensity, all_images=arguments.all_images, overwrite=arguments.overwrite,
+                    initial_weights=arguments.initial_weights, gamma=arguments.gamma)
     print(json.dumps(metrics, indent=2))
     print(f"model, history, config, metrics and curves written to {arguments.out}", file=sys.stderr)
     return 1 if metrics.get('stopped_on_nan') else 0  # a run that diverged failed, even though its last good model is kept
@@ -216,8 +217,10 @@ def build_parser() -> argparse.ArgumentParser:
     training.add_argument('--no-rescale', action='store_true', help="train at native scale instead of rescaling every image to the training set's median nucleus diameter")
     training.add_argument('--zoom', type=float, nargs=2, default=(0.67, 1.5), metavar=('LOW', 'HIGH'), help='random magnification range of training crops (default: 0.67 1.5; 1 1 turns it off)')
     training.add_argument('--no-intensity', action='store_true', help='no random gamma, blur, noise or colour-to-grey in training')
+    training.add_argument('--gamma', type=float, nargs=3, default=None, metavar=('CHANCE', 'LOW', 'HIGH'), help='the random gamma: its chance per crop and its range (default: 0.5 0.5 2)')
     training.add_argument('--overwrite', action='store_true', help="replace the run in --out (its model, history and settings) instead of resuming it; without it, a different run's folder is refused")
     training.add_argument('--all-images', action='store_true', help='train on every image, the validation split included (a model to ship: its validation scores are then optimistic)')
+    training.add_argument('--initial-weights', type=resolve_model, default=None, metavar='MODEL', help="continue from a trained model (a .keras file from fcn-nuclei train, or dsb2018): its weights and normalisation, and its split when --data holds its validation images; the run is a new learning-rate cycle of --epochs")
     training.set_defaults(handler=command_train)
     evaluation = commands.add_parser('evaluate', help='evaluate a trained model: pixel IoU, Dice, DSB score, per-image table, figure')
     evaluation.add_argument('model', type=resolve_model, help='a .keras file written by fcn-nuclei train, or a shipped model by name (dsb2018)')

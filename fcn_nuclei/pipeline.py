@@ -16,8 +16,8 @@ from skimage import segmentation, transform
 from .data import Sample
 
 # %% auto #0
-__all__ = ['PROTOCOLS', 'ARTICLE_SIZE', 'INTENSITY_AUGMENTATIONS', 'reflect_pad', 'article_arrays', 'targets', 'validation_crops',
-           'make_dataset']
+__all__ = ['PROTOCOLS', 'ARTICLE_SIZE', 'INTENSITY_AUGMENTATIONS', 'GAMMA_RANGE', 'reflect_pad', 'article_arrays', 'targets',
+           'validation_crops', 'make_dataset']
 
 # %% ../nbs/00a_pipeline.ipynb #3a611813
 PROTOCOLS = ('article', 'native')
@@ -67,6 +67,7 @@ def validation_crops(samples: list[Sample], crop_size: int = 256, contours: bool
 
 # %% ../nbs/00a_pipeline.ipynb #1d9d4380
 INTENSITY_AUGMENTATIONS = dict(gamma=0.5, blur=0.2, noise=0.2, grey=0.1)  # probability of each, per crop
+GAMMA_RANGE = (0.5, 2.0)  # the random gamma, drawn log-uniformly between these
 
 def _gaussian_blur(image, sigma):
     "Blur an (H, W, 3) float image with a separable 7-tap Gaussian of standard deviation `sigma` (a tensor)."
@@ -77,21 +78,22 @@ def _gaussian_blur(image, sigma):
     batch = tf.nn.depthwise_conv2d(batch, tf.tile(tf.reshape(kernel, [1, 7, 1, 1]), [1, 1, 3, 1]), [1, 1, 1, 1], 'VALID')
     return batch[0]
 
-def _vary_intensity(seeds, image):
-    "Random gamma, blur, noise and colour-to-grey for an (H, W, 3) image in 0..255, each with its probability in `INTENSITY_AUGMENTATIONS`."
+def _vary_intensity(seeds, image, gamma_setting=None):
+    "Random gamma, blur, noise and colour-to-grey for an (H, W, 3) image in 0..255, each with its probability in `INTENSITY_AUGMENTATIONS`; `gamma_setting` (chance, low, high) overrides the gamma's."
     draw = lambda index, low=0.0, high=1.0: tf.random.stateless_uniform([], seeds[index], low, high)
     chance = INTENSITY_AUGMENTATIONS
     image = image / 255.0
-    gamma = tf.exp(draw(0, math.log(0.5), math.log(2.0)))  # dim nuclei (gamma > 1) and washed-out ones (gamma < 1)
+    gamma_chance, low, high = gamma_setting or (chance['gamma'], *GAMMA_RANGE)
+    gamma = tf.exp(draw(0, math.log(low), math.log(high)))  # dim nuclei (gamma > 1) and washed-out ones (gamma < 1)
     # tf.cond computes only the branch taken: most crops skip most of these operations
-    image = tf.cond(draw(1) < chance['gamma'], lambda: tf.pow(tf.maximum(image, 0.0), gamma), lambda: image)
+    image = tf.cond(draw(1) < gamma_chance, lambda: tf.pow(tf.maximum(image, 0.0), gamma), lambda: image)
     image = tf.cond(draw(2) < chance['blur'], lambda: _gaussian_blur(image, draw(3, 0.3, 1.5)), lambda: image)
     image = tf.cond(draw(6) < chance['noise'], lambda: image + tf.random.stateless_normal(tf.shape(image), seeds[4]) * draw(5, 0.0, 0.05), lambda: image)
     image = tf.cond(draw(7) < chance['grey'], lambda: tf.repeat(tf.reduce_mean(image, axis=-1, keepdims=True), 3, axis=-1), lambda: image)
     return tf.clip_by_value(image, 0.0, 1.0) * 255.0
 
 def _augment(seed, image, target, crop_size: int, geometric: bool = True, jitter: bool = True,
-             zoom: tuple[float, float] = (1.0, 1.0), intensity: bool = False):
+             zoom: tuple[float, float] = (1.0, 1.0), intensity: bool = False, gamma=None):
     "Crop (zoomed by a random factor in `zoom`), and optionally flip and rotate, image and (H, W, C) target together; optionally vary the image's intensity."
     seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 16)
     stacked = tf.concat([tf.cast(image, tf.float32), tf.cast(target, tf.float32)], axis=-1)
@@ -112,7 +114,7 @@ def _augment(seed, image, target, crop_size: int, geometric: bool = True, jitter
         brightness = tf.random.stateless_uniform([], seeds[5], -20.0, 20.0)
         mean = tf.reduce_mean(image)
         image = tf.clip_by_value((image - mean) * contrast + mean + brightness, 0.0, 255.0)
-    if intensity: image = _vary_intensity(tf.random.experimental.stateless_split(seeds[6], 8), image)
+    if intensity: image = _vary_intensity(tf.random.experimental.stateless_split(seeds[6], 8), image, gamma)
     return image, mask
 
 def make_dataset(samples: list[Sample], # Samples with labels
@@ -127,6 +129,7 @@ def make_dataset(samples: list[Sample], # Samples with labels
                  contours: bool = False, # Targets get a second channel, nucleus contours (native protocol)
                  zoom: tuple[float, float] = (1.0, 1.0), # Random magnification range of training crops (native protocol)
                  intensity: bool = False, # Random gamma, blur, noise and colour-to-grey in training (native protocol)
+                 gamma: tuple[float, float, float] | None = None, # The random gamma's (chance per crop, lowest, highest); None: `INTENSITY_AUGMENTATIONS`, `GAMMA_RANGE`
                 ) -> tf.data.Dataset:
     "A batched `tf.data.Dataset` of (float32 image 0..255, float32 targets (H, W, 1 or 2)) pairs."
     if protocol not in PROTOCOLS: raise ValueError(f"unknown protocol {protocol!r}: use one of {PROTOCOLS}")
@@ -135,6 +138,8 @@ def make_dataset(samples: list[Sample], # Samples with labels
     unlabelled = [s.id for s in samples if s.labels is None]
     if unlabelled: raise ValueError(f"{unlabelled[0]}: sample has no masks, cannot train on it")
     if not 0 < zoom[0] <= zoom[1]: raise ValueError(f"zoom must be a range (low, high) of positive factors, got {zoom}")
+    if gamma is not None and not (len(gamma) == 3 and 0 <= gamma[0] <= 1 and 0 < gamma[1] <= gamma[2]):
+        raise ValueError(f"gamma must be (chance between 0 and 1, lowest, highest) with 0 < lowest <= highest, got {gamma}")
     autotune = tf.data.AUTOTUNE
     if protocol == 'article' or not training:
         images, masks = article_arrays(samples) if protocol == 'article' else validation_crops(samples, crop_size, contours)
@@ -157,5 +162,5 @@ def make_dataset(samples: list[Sample], # Samples with labels
     seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
     dataset = tf.data.Dataset.zip(seeds, dataset).map(
         lambda seed, pair: _augment(seed, *pair, crop_size, geometric=augment, jitter=augment,
-                                    zoom=zoom if augment else (1.0, 1.0), intensity=intensity and augment), num_parallel_calls=autotune)
+                                    zoom=zoom if augment else (1.0, 1.0), intensity=intensity and augment, gamma=gamma), num_parallel_calls=autotune)
     return dataset.batch(batch_size, drop_remainder=len(padded) * crops_per_image >= batch_size).prefetch(autotune)

@@ -298,7 +298,7 @@ def predict_paths(model_path: str | Path, # A `.keras` model from `train`
     return report
 
 # %% ../nbs/07_inference.ipynb #6a3d2dc4
-PRETRAINED = {'dsb2018': 'the skips FCN with contours and the input contract, trained on all 664 images of the DSB 2018 training set (BBBC038)'}
+PRETRAINED = {'dsb2018': 'the skips FCN with contours and the input contract, trained on all 664 images of the DSB 2018 training set (BBBC038) in two learning-rate cycles (30 + 12 epochs)'}
 
 def pretrained_path(name: str = 'dsb2018', # A name in `PRETRAINED`
                    ) -> Path:

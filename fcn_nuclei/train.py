@@ -27,15 +27,15 @@ from keras import ops
 from . import __version__
 from .data import load_dsb, split_ids
 from .files import write_atomic, write_json
-from .pipeline import INTENSITY_AUGMENTATIONS, make_dataset, PROTOCOLS
+from .pipeline import GAMMA_RANGE, INTENSITY_AUGMENTATIONS, make_dataset, PROTOCOLS
 from .sources import resolve_data
 from .models import DECODERS, STRIDE, build_fcn
 from .normalize import Normalization, median_diameter, prepare_sample
 
 # %% auto #0
 __all__ = ['LOSSES', 'STRATEGIES', 'PRECISIONS', 'RUN_FILES', 'bce_loss', 'soft_dice_loss', 'bce_dice_loss', 'PixelIoU',
-           'PixelDice', 'AtomicBestCheckpoint', 'cosine_schedule', 'make_strategy', 'check_outside_data', 'plot_curves',
-           'train']
+           'PixelDice', 'AtomicBestCheckpoint', 'cosine_schedule', 'make_strategy', 'read_initial_model',
+           'check_outside_data', 'plot_curves', 'train']
 
 # %% ../nbs/04_training.ipynb #62cf806e
 @keras.saving.register_keras_serializable(package='fcn_nuclei')
@@ -170,6 +170,19 @@ def _claim_run_folder(out: Path, config: dict, overwrite: bool):
         shown = ', '.join(f"{key} {stored.get(key)!r} -> {config.get(key)!r}" for key in changed[:3])
         raise ValueError(f"{out}: holds a run with other settings ({shown}); resume it with the same settings, choose another --out, or pass --overwrite to replace it")
 
+def read_initial_model(path: str | Path, # A `.keras` file written by `train`, with its `config.json` beside it
+                       variant: str, protocol: str, contours: bool, # The new run's settings, which must build the same network
+                      ) -> dict:
+    "The config of a trained model to continue training from; `ValueError` naming the file when it is missing or builds another network."
+    path = Path(path)
+    if not path.is_file(): raise ValueError(f"{path}: no such model file")
+    try: config = json.loads((path.parent/'config.json').read_text())
+    except (OSError, ValueError) as error: raise ValueError(f"{path}: its config.json is missing or unreadable ({error}), so its split and normalisation are unknown") from error
+    wanted = dict(variant=variant, protocol=protocol, contours=contours)
+    differing = [f"{key} {config.get(key)!r}, not {value!r}" for key, value in wanted.items() if config.get(key, False if key == 'contours' else None) != value]
+    if differing: raise ValueError(f"{path}: was trained with {'; '.join(differing)}: pass the same settings to continue it")
+    return config
+
 def _normalization(train_samples: list, normalize: bool, rescale: bool) -> Normalization | None:
     "The input contract for a training run: None (images as read), or the default stretch, with the training images' median nucleus diameter when rescaling."
     if not normalize: return None
@@ -230,7 +243,7 @@ def _deduplicate_history(path: Path):
     write_atomic(path, write_rows)
 
 # %% ../nbs/04_training.ipynb #2cc76f38
-def _training_samples(data, samples, out, verbose, protocol, crop, split, validation_fraction, seed, all_images):
+def _training_samples(data, samples, out, verbose, protocol, crop, split, validation_fraction, seed, all_images, held_out=None):
     "Step 1: load the samples (unless given), check them against the settings, and split them: (samples, training, validation, data folder, validation ids)."
     data_folder = None
     if samples is None:
@@ -242,6 +255,8 @@ def _training_samples(data, samples, out, verbose, protocol, crop, split, valida
     if len(samples) < 2: raise ValueError(f"{data_folder or 'samples'}: need at least 2 labelled images, found {len(samples)}")
     largest = max(max(s.image.shape[:2]) for s in samples)
     if protocol == 'native' and crop > largest: raise ValueError(f"crop {crop} is larger than every image (largest side {largest}); choose a smaller --crop")
+    if split is None and held_out and set(held_out) <= {s.id for s in samples}:  # continuing a run on its data: keep its split
+        split = ([s.id for s in samples if s.id not in set(held_out)], sorted(held_out))
     train_ids, validation_ids = split or split_ids(samples, validation_fraction, seed)
     if all_images: train_ids = sorted(set(train_ids) | set(validation_ids))
     train_samples = [s for s in samples if s.id in set(train_ids)]
@@ -328,27 +343,32 @@ def train(data: str | Path | None = None, # Dataset folder, 'synthetic' or 'bbbc
           rescale: bool = True, # Rescale every image to the training set's median nucleus diameter (needs `normalize`)
           zoom: tuple[float, float] = (0.67, 1.5), # Random magnification of training crops (native protocol)
           intensity: bool = True, # Random gamma, blur, noise and colour-to-grey (native protocol)
+          gamma: tuple[float, float, float] | None = None, # The random gamma's (chance per crop, lowest, highest); None: `INTENSITY_AUGMENTATIONS`, `GAMMA_RANGE`
           split: tuple[list[str], list[str]] | None = None, # (training ids, validation ids) instead of `split_ids`
           all_images: bool = False, # Train on every image, validation images included (for a model to ship; its validation scores are then optimistic)
           overwrite: bool = False, # Replace the run already in `out` instead of resuming it
+          initial_weights: str | Path | None = None, # Continue from this model (`train`'s `.keras`): its weights, split and normalisation; a second learning-rate cycle
          ) -> dict:
     "Train an FCN and write model, history, config, metrics and curves to `out`; return the metrics."
     _check_settings(variant, protocol, loss, strategy, crop, batch_size, epochs, out)
     if precision not in PRECISIONS: raise ValueError(f"unknown precision {precision!r}: choose one of {PRECISIONS}")
     if contours and protocol != 'native': raise ValueError("contours need the native protocol (--protocol native)")
+    initial = read_initial_model(initial_weights, variant, protocol, contours) if initial_weights is not None else None
     distribution = make_strategy(strategy)  # first: multi-worker set-up must precede other TensorFlow work
     started = time.perf_counter()
     keras.utils.set_random_seed(seed)
     if deterministic: tf.config.experimental.enable_op_determinism()
     samples, train_samples, validation_samples, data_folder, validation_ids = _training_samples(
-        data, samples, out, verbose, protocol, crop, split, validation_fraction, seed, all_images)
-    normalization = _normalization(train_samples, normalize, rescale and protocol == 'native')
+        data, samples, out, verbose, protocol, crop, split, validation_fraction, seed, all_images, (initial or {}).get('validation_ids'))
+    if initial: normalization = Normalization.from_config(initial)  # the contract the weights were trained under
+    else: normalization = _normalization(train_samples, normalize, rescale and protocol == 'native')
     if normalization is not None:
         train_samples = [prepare_sample(s, normalization) for s in train_samples]
         validation_samples = [prepare_sample(s, normalization) for s in validation_samples]
     replicas = distribution.num_replicas_in_sync
     global_batch = batch_size * replicas
-    augmentation = dict(zoom=tuple(zoom), intensity=intensity) if protocol == 'native' else {}
+    gamma = tuple(gamma) if gamma is not None else (INTENSITY_AUGMENTATIONS['gamma'], *GAMMA_RANGE)
+    augmentation = dict(zoom=tuple(zoom), intensity=intensity, gamma=gamma) if protocol == 'native' else {}
     train_data, validation_data = _pipelines(train_samples, validation_samples, protocol, crop, seed, crops_per_image, contours, augmentation, replicas, strategy, global_batch)
 
     chief = _is_chief(distribution)
@@ -360,13 +380,18 @@ def train(data: str | Path | None = None, # Dataset folder, 'synthetic' or 'bbbc
                   crop=crop, crops_per_image=crops_per_image, loss=loss, learning_rate=learning_rate, patience=patience, seed=seed,
                   validation_fraction=validation_fraction, strategy=strategy, contours=contours, outputs=1 + contours, validation_every=validation_every, deterministic=deterministic, precision=precision,
                   normalization=normalization.to_config() if normalization else None, zoom=list(zoom), intensity=intensity,
-                  intensity_augmentations=dict(INTENSITY_AUGMENTATIONS) if intensity and protocol == 'native' else None,
+                  intensity_augmentations={**INTENSITY_AUGMENTATIONS, 'gamma': gamma[0], 'gamma_range': list(gamma[1:])} if intensity and protocol == 'native' else None,
                   data_path=str(data_folder.resolve()) if data_folder else None, validation_ids=sorted(validation_ids), all_images=all_images,
-                  machine=f"{os.cpu_count()} CPU cores, {platform.machine()}", command=' '.join(sys.argv))
+                  machine=f"{os.cpu_count()} CPU cores, {platform.machine()}", command=' '.join(sys.argv),
+                  initial_weights=dict(path=str(initial_weights), epochs=initial.get('epochs'), command=initial.get('command')) if initial else None)
     _claim_run_folder(out, config, overwrite)
     write_json(out/'config.json', config)
 
     model = _compiled_model(distribution, variant, 1 + contours, precision, strategy, loss, learning_rate)
+    if initial:
+        with warnings.catch_warnings():  # the saved model's optimizer state is not loaded: a new cycle starts a new optimizer
+            warnings.filterwarnings('ignore', message='Skipping variable loading for optimizer')
+            model.load_weights(initial_weights)  # a resumed run's backup, restored by `fit`, takes precedence
     verbose = verbose if verbose is not None else (1 if sys.stdout.isatty() else 2)
     with distribution.scope():
         model.fit(train_data, validation_data=validation_data, epochs=epochs, callbacks=_callbacks(out, learning_rate, epochs, validation_every, patience),
