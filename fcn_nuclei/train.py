@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 import warnings
+import zipfile
 from pathlib import Path
 
 import keras
@@ -371,6 +372,14 @@ def train(data: str | Path | None = None, # Dataset folder, 'synthetic' or 'bbbc
     augmentation = dict(zoom=tuple(zoom), intensity=intensity, gamma=gamma) if protocol == 'native' else {}
     train_data, validation_data = _pipelines(train_samples, validation_samples, protocol, crop, seed, crops_per_image, contours, augmentation, replicas, strategy, global_batch)
 
+    model = _compiled_model(distribution, variant, 1 + contours, precision, strategy, loss, learning_rate)
+    if initial:  # before anything is written: a file that holds no such weights leaves no run folder behind
+        with warnings.catch_warnings():  # the saved model's optimizer state is not loaded: a new cycle starts a new optimizer
+            warnings.filterwarnings('ignore', message='Skipping variable loading for optimizer')
+            try: model.load_weights(initial_weights)  # a resumed run's backup, restored by `fit`, takes precedence
+            except (ValueError, OSError, KeyError, zipfile.BadZipFile) as error:
+                raise ValueError(f"{initial_weights}: cannot load its weights ({type(error).__name__}: {error})") from error
+
     chief = _is_chief(distribution)
     out = Path(out) if chief else Path(tempfile.mkdtemp(prefix='fcn-nuclei-worker-'))
     out.mkdir(parents=True, exist_ok=True)
@@ -387,11 +396,6 @@ def train(data: str | Path | None = None, # Dataset folder, 'synthetic' or 'bbbc
     _claim_run_folder(out, config, overwrite)
     write_json(out/'config.json', config)
 
-    model = _compiled_model(distribution, variant, 1 + contours, precision, strategy, loss, learning_rate)
-    if initial:
-        with warnings.catch_warnings():  # the saved model's optimizer state is not loaded: a new cycle starts a new optimizer
-            warnings.filterwarnings('ignore', message='Skipping variable loading for optimizer')
-            model.load_weights(initial_weights)  # a resumed run's backup, restored by `fit`, takes precedence
     verbose = verbose if verbose is not None else (1 if sys.stdout.isatty() else 2)
     with distribution.scope():
         model.fit(train_data, validation_data=validation_data, epochs=epochs, callbacks=_callbacks(out, learning_rate, epochs, validation_every, patience),
