@@ -65,6 +65,12 @@ def command_summary(arguments) -> int:
     _print_summary(resolve_data(arguments.data), arguments.json)
     return 0
 
+def _oversample(pairs: list[list[str]] | None) -> dict[str, int] | None:
+    "`--oversample KIND FACTOR` pairs as `train`'s dict, each factor a whole number."
+    if not pairs: return None
+    try: return {kind: int(factor) for kind, factor in pairs}
+    except ValueError: raise ValueError(f"--oversample takes a kind and a whole number, e.g. --oversample colour 2; got {' '.join(sum(pairs, []))}") from None
+
 def command_train(arguments) -> int:
     "Train an FCN and write model, history, config, metrics and curves."
     if arguments.data is None and not os.environ.get('FCN_NUCLEI_DATA'):
@@ -75,7 +81,7 @@ def command_train(arguments) -> int:
                     validation_fraction=arguments.validation_fraction, strategy=arguments.strategy, contours=arguments.contours,
                     precision=arguments.precision, normalize=not arguments.no_normalize, rescale=not arguments.no_rescale,
                     zoom=tuple(arguments.zoom), intensity=not arguments.no_intensity, all_images=arguments.all_images, overwrite=arguments.overwrite,
-                    initial_weights=arguments.initial_weights, gamma=arguments.gamma)
+                    initial_weights=arguments.initial_weights, gamma=arguments.gamma, oversample=_oversample(arguments.oversample))
     print(json.dumps(metrics, indent=2))
     print(f"model, history, config, metrics and curves written to {arguments.out}", file=sys.stderr)
     return 1 if metrics.get('stopped_on_nan') else 0  # a run that diverged failed, even though its last good model is kept
@@ -217,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     training.add_argument('--no-rescale', action='store_true', help="train at native scale instead of rescaling every image to the training set's median nucleus diameter")
     training.add_argument('--zoom', type=float, nargs=2, default=(0.67, 1.5), metavar=('LOW', 'HIGH'), help='random magnification range of training crops (default: 0.67 1.5; 1 1 turns it off)')
     training.add_argument('--no-intensity', action='store_true', help='no random gamma, blur, noise or colour-to-grey in training')
+    training.add_argument('--oversample', nargs=2, action='append', default=None, metavar=('KIND', 'FACTOR'), help="draw FACTOR times the crops from images whose kind starts with KIND (grey or colour, or a size such as 'colour 256x320'); repeat for several kinds")
     training.add_argument('--gamma', type=float, nargs=3, default=None, metavar=('CHANCE', 'LOW', 'HIGH'), help='the random gamma: its chance per crop and its range (default: 0.5 0.5 2)')
     training.add_argument('--overwrite', action='store_true', help="replace the run in --out (its model, history and settings) instead of resuming it; without it, a different run's folder is refused")
     training.add_argument('--all-images', action='store_true', help='train on every image, the validation split included (a model to ship: its validation scores are then optimistic)')

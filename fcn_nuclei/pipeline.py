@@ -117,6 +117,13 @@ def _augment(seed, image, target, crop_size: int, geometric: bool = True, jitter
     if intensity: image = _vary_intensity(tf.random.experimental.stateless_split(seeds[6], 8), image, gamma)
     return image, mask
 
+def _copies(sample: Sample, oversample: dict[str, int] | None) -> int:
+    "How many times an image is drawn per epoch: the factor of the first `oversample` key its kind starts with, else 1."
+    for prefix, factor in (oversample or {}).items():
+        if isinstance(factor, bool) or not isinstance(factor, int) or factor < 1: raise ValueError(f"oversample factors must be whole numbers of at least 1, got {prefix!r}: {factor!r}")
+        if sample.kind.startswith(prefix): return factor
+    return 1
+
 def make_dataset(samples: list[Sample], # Samples with labels
                  protocol: str = 'native', # 'native' (crops at native scale) or 'article' (whole image resized to 128x128)
                  training: bool = True, # Shuffle and augment (training) or a fixed pass (validation)
@@ -130,6 +137,7 @@ def make_dataset(samples: list[Sample], # Samples with labels
                  zoom: tuple[float, float] = (1.0, 1.0), # Random magnification range of training crops (native protocol)
                  intensity: bool = False, # Random gamma, blur, noise and colour-to-grey in training (native protocol)
                  gamma: tuple[float, float, float] | None = None, # The random gamma's (chance per crop, lowest, highest); None: `INTENSITY_AUGMENTATIONS`, `GAMMA_RANGE`
+                 oversample: dict[str, int] | None = None, # Images whose kind starts with a key (e.g. {'colour': 3}) give that many times `crops_per_image` crops (native training)
                 ) -> tf.data.Dataset:
     "A batched `tf.data.Dataset` of (float32 image 0..255, float32 targets (H, W, 1 or 2)) pairs."
     if protocol not in PROTOCOLS: raise ValueError(f"unknown protocol {protocol!r}: use one of {PROTOCOLS}")
@@ -154,6 +162,7 @@ def make_dataset(samples: list[Sample], # Samples with labels
         return dataset.batch(batch_size, drop_remainder=drop_remainder and len(images) >= batch_size).prefetch(autotune)
     window = math.ceil(crop_size / zoom[0]) if augment else crop_size  # the largest window a zoomed crop reads
     padded = [(_pad_to(s.image, window), _pad_to(targets(s, contours), window)) for s in samples]
+    padded = [pair for pair, sample in zip(padded, samples) for _ in range(_copies(sample, oversample))]  # an oversampled image appears that many times an epoch
     dataset = tf.data.Dataset.from_generator(lambda: iter(padded), output_signature=(
         tf.TensorSpec((None, None, 3), tf.uint8), tf.TensorSpec((None, None, 1 + contours), tf.uint8)))
     dataset = dataset.apply(tf.data.experimental.assert_cardinality(len(padded))).cache()  # a known length lets Keras size its epochs

@@ -345,6 +345,7 @@ def train(data: str | Path | None = None, # Dataset folder, 'synthetic' or 'bbbc
           zoom: tuple[float, float] = (0.67, 1.5), # Random magnification of training crops (native protocol)
           intensity: bool = True, # Random gamma, blur, noise and colour-to-grey (native protocol)
           gamma: tuple[float, float, float] | None = None, # The random gamma's (chance per crop, lowest, highest); None: `INTENSITY_AUGMENTATIONS`, `GAMMA_RANGE`
+          oversample: dict[str, int] | None = None, # Images whose kind (`Sample.kind`) starts with a key give that many times the crops, e.g. {'colour': 2} (native protocol)
           split: tuple[list[str], list[str]] | None = None, # (training ids, validation ids) instead of `split_ids`
           all_images: bool = False, # Train on every image, validation images included (for a model to ship; its validation scores are then optimistic)
           overwrite: bool = False, # Replace the run already in `out` instead of resuming it
@@ -369,7 +370,7 @@ def train(data: str | Path | None = None, # Dataset folder, 'synthetic' or 'bbbc
     replicas = distribution.num_replicas_in_sync
     global_batch = batch_size * replicas
     gamma = tuple(gamma) if gamma is not None else (INTENSITY_AUGMENTATIONS['gamma'], *GAMMA_RANGE)
-    augmentation = dict(zoom=tuple(zoom), intensity=intensity, gamma=gamma) if protocol == 'native' else {}
+    augmentation = dict(zoom=tuple(zoom), intensity=intensity, gamma=gamma, oversample=oversample) if protocol == 'native' else {}
     train_data, validation_data = _pipelines(train_samples, validation_samples, protocol, crop, seed, crops_per_image, contours, augmentation, replicas, strategy, global_batch)
 
     model = _compiled_model(distribution, variant, 1 + contours, precision, strategy, loss, learning_rate)
@@ -390,7 +391,7 @@ def train(data: str | Path | None = None, # Dataset folder, 'synthetic' or 'bbbc
                   validation_fraction=validation_fraction, strategy=strategy, contours=contours, outputs=1 + contours, validation_every=validation_every, deterministic=deterministic, precision=precision,
                   normalization=normalization.to_config() if normalization else None, zoom=list(zoom), intensity=intensity,
                   intensity_augmentations={**INTENSITY_AUGMENTATIONS, 'gamma': gamma[0], 'gamma_range': list(gamma[1:])} if intensity and protocol == 'native' else None,
-                  data_path=str(data_folder.resolve()) if data_folder else None, validation_ids=sorted(validation_ids), all_images=all_images,
+                  oversample=oversample or None, data_path=str(data_folder.resolve()) if data_folder else None, validation_ids=sorted(validation_ids), all_images=all_images,
                   machine=f"{os.cpu_count()} CPU cores, {platform.machine()}", command=' '.join(sys.argv),
                   initial_weights=dict(path=str(initial_weights), epochs=initial.get('epochs'), command=initial.get('command')) if initial else None)
     _claim_run_folder(out, config, overwrite)
