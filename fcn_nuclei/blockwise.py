@@ -17,7 +17,7 @@ import numpy as np
 import tifffile
 
 from .evaluate import probabilities_to_labels
-from .files import read_array, require_zarr, tiff_axes
+from .files import check_intensities, read_array, require_zarr, tiff_axes
 from .models import STRIDE, predict_padded
 from .normalize import (ESTIMATION_SIDE, ESTIMATION_STEPS, SCALE_LIMITS, Normalization, apply_intensity, check_request, estimate_diameter,
                         intensity_settings, resize_image, sample_step, resize_probabilities, scale_postprocessing, scaled_size)
@@ -46,6 +46,7 @@ class LazyImage:
         extra = [f'{size} along {axis}' for axis, size in zip(axes, shape) if axis not in 'YXCS' and size > 1]
         if extra: raise ValueError(f"{name}: a stack ({', '.join(extra)}; axes {axes}, shape {shape}); fcn-nuclei segments 2-D images: save one plane or a projection")
         channel_axes = [axis for axis, size in zip(axes, shape) if axis in 'CS']
+        check_intensities(array, name)
         self.channels = math.prod(size for axis, size in zip(axes, shape) if axis in 'CS')
         if len(channel_axes) > 1 or self.channels > 4: raise ValueError(f"{name}: {self.channels} channels (axes {axes}); fcn-nuclei reads 1 to 4: save the nuclear channel alone")
         self.array, self.axes, self.name, self.dtype, self.two_channels = array, axes, name, np.dtype(array.dtype), two_channels

@@ -26,9 +26,9 @@ except ImportError: from zlib import decompressobj as _inflater
 Image.MAX_IMAGE_PIXELS = None  # Pillow's decompression-bomb guard is replaced by our own limit (`MAX_PIXELS`), checked from each header before decoding
 
 # %% auto #0
-__all__ = ['IMAGE_SUFFIXES', 'MIN_IMAGE_SIDE', 'MAX_PIXELS', 'MICROMETRES', 'max_pixels', 'tiff_axes', 'read_array',
-           'to_rgb_uint8', 'read_image', 'masks_to_labels', 'list_images', 'read_labels', 'read_pixel_size',
-           'write_atomic', 'write_folder_atomic', 'write_json', 'require_zarr']
+__all__ = ['IMAGE_SUFFIXES', 'MIN_IMAGE_SIDE', 'MAX_PIXELS', 'MICROMETRES', 'max_pixels', 'tiff_axes', 'check_intensities',
+           'read_array', 'to_rgb_uint8', 'read_image', 'masks_to_labels', 'list_images', 'read_labels',
+           'read_pixel_size', 'write_atomic', 'write_folder_atomic', 'write_json', 'require_zarr']
 
 # %% ../nbs/10_image_files.ipynb #3dd35292
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.tif', '.tiff', '.bmp')
@@ -77,6 +77,13 @@ def _read_tiff(path: Path) -> np.ndarray:
     if array.ndim == 3 and array.shape[-1] == 2: array = np.concatenate([array, np.zeros_like(array[..., :1])], axis=-1)  # two channels are not grey + alpha
     return array
 
+def check_intensities(array: np.ndarray, # An image, or anything with a `dtype` (a memory map, a Zarr array)
+                      source: str | Path = 'image', # Named in the error message
+                     ):
+    "`array` itself if its pixels are intensities (booleans, integers or real numbers); else `ValueError` naming `source` (complex numbers, text, records)."
+    if np.dtype(array.dtype).kind not in 'biuf': raise ValueError(f"{source}: pixels of type {np.dtype(array.dtype)} are not intensities (expected integers or real numbers)")
+    return array
+
 def read_array(path: str | Path, # An image file: PNG, JPEG, BMP or TIFF
               ) -> np.ndarray:
     "Decode an image file into a NumPy array as stored (EXIF orientation applied); raise `ValueError` naming the file if it cannot be read, is too large, or is not one 2-D image."
@@ -84,7 +91,8 @@ def read_array(path: str | Path, # An image file: PNG, JPEG, BMP or TIFF
     if not path.is_file(): raise ValueError(f"{path}: no such file")
     if path.stat().st_size == 0: raise ValueError(f"{path}: empty file (0 bytes)")
     try:
-        if path.suffix.lower() in ('.tif', '.tiff'): return _read_tiff(path)
+        if path.suffix.lower() in ('.tif', '.tiff'):
+            return check_intensities(_read_tiff(path), path)
         with warnings.catch_warnings():
             warnings.simplefilter('ignore', Image.DecompressionBombWarning)  # our own limit is checked below, before decoding
             with Image.open(path) as image:
@@ -119,6 +127,7 @@ def to_rgb_uint8(array: np.ndarray, # A 2-D grey or 3-D (H, W, C) image of any d
     if array.ndim == 3 and array.shape[0] in (1, 2, 3, 4) and array.shape[-1] > 4: array = np.moveaxis(array, 0, -1)  # channels-first TIFF
     if array.ndim == 2: array = array[..., None]
     if array.ndim != 3: raise ValueError(f"{source}: expected a 2-D grey or 3-D colour image, got an array of shape {array.shape}")
+    check_intensities(array, source)
     height, width, channels = array.shape
     if min(height, width) < MIN_IMAGE_SIDE: raise ValueError(f"{source}: image is {width}x{height} pixels, too small to segment (each side needs at least {MIN_IMAGE_SIDE})")
     if channels in (2, 4): array = array[..., : channels - 1]  # drop alpha

@@ -20,7 +20,7 @@ from PIL import Image
 from scipy import ndimage
 
 from .data import Sample
-from .files import to_rgb_uint8
+from .files import MIN_IMAGE_SIDE, check_intensities, to_rgb_uint8
 from .models import predict_padded
 
 # %% auto #0
@@ -44,6 +44,7 @@ def _channels_last(array: np.ndarray, source: str) -> np.ndarray:
     if array.ndim == 3 and array.shape[0] in (1, 2, 3, 4) and array.shape[-1] > 4: array = np.moveaxis(array, 0, -1)
     if array.ndim == 2: array = array[..., None]
     if array.ndim != 3 or array.shape[-1] > 4: raise ValueError(f"{source}: expected a 2-D grey or 3-D colour image, got an array of shape {array.shape}")
+    check_intensities(array, source)
     if array.shape[-1] in (2, 4): array = array[..., :-1]  # grey + alpha, RGB + alpha
     return array
 
@@ -60,9 +61,13 @@ def sample_pixels(image: np.ndarray, # (H, W) or (H, W, C) image, or any array s
     step = sample_step(image.shape[0], image.shape[1], limit)
     return np.asarray(image[::step, ::step])
 
+def _working_type(values: np.ndarray) -> type:
+    "float64 for 64-bit pixels, whose values may not fit a float32; float32 otherwise."
+    return np.float64 if np.asarray(values).dtype.itemsize > 4 else np.float32
+
 def _subsample(values: np.ndarray) -> np.ndarray:
     "Finite values of `values` (an image), thinned by `sample_pixels`."
-    flat = (sample_pixels(values) if values.ndim >= 2 else values).ravel().astype(np.float32, copy=False)
+    flat = (sample_pixels(values) if values.ndim >= 2 else values).ravel().astype(_working_type(values), copy=False)
     return flat[np.isfinite(flat)]
 
 def detect_channel_rule(image: np.ndarray, # (H, W) or (H, W, C) image of any dtype
@@ -89,7 +94,7 @@ def apply_channel_rule(image: np.ndarray, # (H, W) or (H, W, C) image
     if rule not in CHANNEL_RULES or rule == 'auto': raise ValueError(f"unknown channel rule {rule!r}: use one of {CHANNEL_RULES}")
     if image.shape[-1] == 1: return np.repeat(image, 3, axis=-1) if rule == 'rgb' else image
     if rule == 'rgb': return image
-    if rule == 'grey': return image.astype(np.float32).mean(axis=-1, keepdims=True)
+    if rule == 'grey': return image.mean(axis=-1, keepdims=True, dtype=_working_type(image))
     if rule == 'max': return image.max(axis=-1, keepdims=True)
     return image[..., ('red', 'green', 'blue').index(rule), None]
 
@@ -111,7 +116,8 @@ def apply_stretch(image: np.ndarray, # Any numeric image
     values = np.asarray(image)
     if bounds is None: return np.zeros(values.shape, np.uint8)
     low, high = bounds
-    scaled = (values.astype(np.float32) - np.float32(low)) * np.float32(255.0 / (high - low))
+    work = _working_type(values)
+    scaled = (values.astype(work) - work(low)) * work(255.0 / (high - low))
     return np.clip(np.nan_to_num(scaled, nan=0.0, posinf=255.0, neginf=0.0) + 0.5, 0, 255).astype(np.uint8)
 
 def percentile_stretch(image: np.ndarray, # Any numeric image
@@ -144,7 +150,9 @@ def normalize_image(image: np.ndarray, # (H, W) or (H, W, C) image of any dtype,
                     source: str = 'image', # Named in error messages
                    ) -> tuple[np.ndarray, str]:
     "The network's input: (H, W, 3) `uint8`, channels reduced by the rule and stretched per image; returns the image and the rule used."
-    rule, bounds = intensity_settings(sample_pixels(_channels_last(image, source)), channel, percentiles, source)
+    image = _channels_last(image, source)
+    if min(image.shape[:2]) < MIN_IMAGE_SIDE: raise ValueError(f"{source}: image is {image.shape[1]}x{image.shape[0]} pixels, too small to segment (each side needs at least {MIN_IMAGE_SIDE})")
+    rule, bounds = intensity_settings(sample_pixels(image), channel, percentiles, source)
     return apply_intensity(image, rule, bounds, source), rule
 
 
