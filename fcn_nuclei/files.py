@@ -88,6 +88,7 @@ def read_array(path: str | Path, # An image file: PNG, JPEG, BMP or TIFF
               ) -> np.ndarray:
     "Decode an image file into a NumPy array as stored (EXIF orientation applied); raise `ValueError` naming the file if it cannot be read, is too large, or is not one 2-D image."
     path = Path(path)
+    if path.is_symlink() and not path.exists(): raise ValueError(f"{path}: a broken link, its target {os.readlink(path)} does not exist")
     if not path.is_file(): raise ValueError(f"{path}: no such file")
     if path.stat().st_size == 0: raise ValueError(f"{path}: empty file (0 bytes)")
     try:

@@ -145,9 +145,13 @@ def collect_inputs(inputs: list[str | Path], # Image files, folders of images, o
         elif item.is_dir():
             found += collect_inputs(sorted(folder for folder in item.iterdir() if (folder/'images').is_dir()), skipped)
             found += [(path.stem, path) for path in list_images(item)]
+            found += [(path.stem, path) for path in sorted(item.iterdir()) if path.is_symlink() and not path.exists() and path.suffix.lower() in IMAGE_SUFFIXES]  # a broken link fails, with its own line
             if skipped is not None:
                 skipped += [(str(path), 'not an image file (' + ', '.join(IMAGE_SUFFIXES) + ')') for path in sorted(item.iterdir())
                             if path.is_file() and not path.name.startswith('.') and path.suffix.lower() not in IMAGE_SUFFIXES]
+                skipped += [(str(path), 'a folder, not an image file') for path in sorted(item.iterdir())
+                            if path.is_dir() and path.suffix.lower() in IMAGE_SUFFIXES and not (path/'images').is_dir()]
+        elif item.is_symlink(): found.append((item.stem, item))  # a broken link fails, with its own line
         else: raise ValueError(f"{item}: no such file or folder")
     if not found and inputs and all(Path(item).exists() for item in inputs): raise ValueError(f"no image files found in {', '.join(map(str, inputs))}")
     ids = [image_id for image_id, _ in found]
