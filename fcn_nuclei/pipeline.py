@@ -117,12 +117,9 @@ def _augment(seed, image, target, crop_size: int, geometric: bool = True, jitter
     if intensity: image = _vary_intensity(tf.random.experimental.stateless_split(seeds[6], 8), image, gamma)
     return image, mask
 
-def _copies(sample: Sample, oversample: dict[str, int] | None) -> int:
+def _copies(sample: Sample, oversample: dict[str, int]) -> int:
     "How many times an image is drawn per epoch: the factor of the first `oversample` key its kind starts with, else 1."
-    for prefix, factor in (oversample or {}).items():
-        if isinstance(factor, bool) or not isinstance(factor, int) or factor < 1: raise ValueError(f"oversample factors must be whole numbers of at least 1, got {prefix!r}: {factor!r}")
-        if sample.kind.startswith(prefix): return factor
-    return 1
+    return next((factor for prefix, factor in oversample.items() if sample.kind.startswith(prefix)), 1)
 
 def make_dataset(samples: list[Sample], # Samples with labels
                  protocol: str = 'native', # 'native' (crops at native scale) or 'article' (whole image resized to 128x128)
@@ -160,6 +157,9 @@ def make_dataset(samples: list[Sample], # Samples with labels
                 dataset = tf.data.Dataset.zip(seeds, dataset).map(
                     lambda seed, pair: _augment(seed, pair[0], pair[1], size), num_parallel_calls=autotune)
         return dataset.batch(batch_size, drop_remainder=drop_remainder and len(images) >= batch_size).prefetch(autotune)
+    oversample = oversample or {}
+    bad_factors = {prefix: factor for prefix, factor in oversample.items() if isinstance(factor, bool) or not isinstance(factor, int) or factor < 1}
+    if bad_factors: raise ValueError(f"oversample factors must be whole numbers of at least 1, got {bad_factors}")
     window = math.ceil(crop_size / zoom[0]) if augment else crop_size  # the largest window a zoomed crop reads
     padded = [(_pad_to(s.image, window), _pad_to(targets(s, contours), window)) for s in samples]
     padded = [pair for pair, sample in zip(padded, samples) for _ in range(_copies(sample, oversample))]  # an oversampled image appears that many times an epoch
