@@ -29,7 +29,7 @@ _import_tensorflow_quietly()
 
 from . import __version__
 from .data import dataset_summary, load_dsb, markdown_table
-from .files import MAX_PIXELS, write_json
+from .files import MAX_PIXELS, one_line, write_json
 from .pipeline import PROTOCOLS
 from .sources import download_bbbc038, resolve_data, write_synthetic_dataset
 from .models import DECODERS, STRIDE
@@ -152,8 +152,8 @@ def command_predict(arguments) -> int:
         if client is not None:
             client.close()
             if not arguments.scheduler: client.cluster.close()
-    for path, reason in report.skipped: print(f"fcn-nuclei predict: skipped {path}: {reason}", file=sys.stderr)
-    for path, reason in report.failures: print(f"fcn-nuclei predict: failed: {reason}", file=sys.stderr)
+    for path, reason in report.skipped: print(one_line(f"fcn-nuclei predict: skipped {path}: {reason}"), file=sys.stderr)
+    for path, reason in report.failures: print(one_line(f"fcn-nuclei predict: failed: {reason}"), file=sys.stderr)
     print(json.dumps(dict(written=len(report.written), failed=len(report.failures), skipped=len(report.skipped), nuclei=sum(report.nuclei.values()),
                           seconds=round(report.seconds, 1), out=str(arguments.out))))
     return 1 if report.failures else 0
@@ -162,7 +162,7 @@ def command_tune(arguments) -> int:
     "Choose the post-processing on a model's validation split; with --write, store it beside the model for `predict`."
     summary = evaluate(arguments.model, arguments.data, split='validation', tune=True, diameter=arguments.diameter)[0]
     if summary['trained_on_these_images']: print(f"fcn-nuclei tune: note: {arguments.model} was trained on every image (--all-images): the settings are tuned on images it has seen", file=sys.stderr)
-    print(json.dumps(dict(postprocessing=summary['postprocessing'], dsb_score=summary['dsb_score'], images=summary['images'])))
+    print(json.dumps(dict(postprocessing=summary['postprocessing'], dsb_score=summary['dsb_score'], dsb_score_held_out=summary['dsb_score_held_out'], images=summary['images'])))
     if arguments.write:
         target = arguments.model.parent/'postprocess.json'
         write_json(target, summary['postprocessing'])
@@ -283,6 +283,12 @@ def build_parser() -> argparse.ArgumentParser:
                             help=f"refuse images larger than this many megapixels, checked from each file's header before decoding (default: {MAX_PIXELS / 1e6:.0f}, or $FCN_NUCLEI_MAX_PIXELS)")
     return parser
 
+def _argument_strings(arguments: argparse.Namespace) -> list[str]:
+    "Every path or word the user gave on the command line, as a string."
+    values = [value for value in vars(arguments).values() if isinstance(value, (str, Path, list))]
+    flat = [item for value in values for item in (value if isinstance(value, list) else [value])]
+    return [str(item) for item in flat if isinstance(item, (str, Path))]
+
 def main(argv: list[str] | None = None, # Arguments (default: `sys.argv[1:]`)
         ) -> int:
     "Entry point of the `fcn-nuclei` command."
@@ -300,7 +306,9 @@ def main(argv: list[str] | None = None, # Arguments (default: `sys.argv[1:]`)
     except Exception as error:
         if arguments.debug: raise
         if isinstance(error, ValueError): message = str(error)
-        elif isinstance(error, OSError) and error.filename: message = f"{error.filename}: {error.strerror or error}"
+        elif isinstance(error, OSError) and error.filename: message = f"{one_line(error.filename)}: {error.strerror or error}"
         else: message = f"unexpected {type(error).__name__}: {error} (rerun with --debug for the traceback)"
-        print(f"{name}: error: {message.splitlines()[0] if message else type(error).__name__}", file=sys.stderr)
+        for value in _argument_strings(arguments):  # a path the user gave, whose name holds a newline, stays whole on the one line
+            if one_line(value) != value: message = message.replace(value, one_line(value))
+        print(f"{name}: error: {message.splitlines()[0] if message.strip() else type(error).__name__}", file=sys.stderr)
         return 2 if isinstance(error, (ValueError, OSError)) else 1

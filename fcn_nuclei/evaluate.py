@@ -31,9 +31,9 @@ from .train import train
 
 # %% auto #0
 __all__ = ['DSB_THRESHOLDS', 'METHODS', 'ABLATION', 'intersection_table', 'object_scores', 'pixel_scores',
-           'probabilities_to_labels', 'article_probabilities', 'postprocessing_grid', 'tune_postprocessing', 'evaluate',
-           'read_postprocessing', 'validate_postprocessing', 'default_postprocessing', 'show_extremes',
-           'write_evaluation', 'run_ablation']
+           'probabilities_to_labels', 'article_probabilities', 'postprocessing_grid', 'tune_postprocessing',
+           'held_out_tuning', 'evaluate', 'read_postprocessing', 'validate_postprocessing', 'default_postprocessing',
+           'show_extremes', 'write_evaluation', 'run_ablation']
 
 # %% ../nbs/05_evaluation.ipynb #c74e3703
 def intersection_table(true_labels: np.ndarray, # (H, W) integer instance labels, 0 = background
@@ -81,7 +81,7 @@ def pixel_scores(true_mask: np.ndarray, predicted_mask: np.ndarray) -> dict:
     return dict(iou=overlap / (total - overlap) if total else 1.0, dice=2 * overlap / total if total else 1.0)
 
 # %% ../nbs/05_evaluation.ipynb #6df206ba
-METHODS = ('components', 'watershed', 'contours')
+METHODS = ('components', 'watershed', 'contours', 'interior')
 
 def _remove_small(labels: np.ndarray, min_size: int) -> np.ndarray:
     "Set objects smaller than `min_size` pixels to background."
@@ -94,12 +94,30 @@ def _clean(labels: np.ndarray, min_size: int) -> np.ndarray:
     relabelled = segmentation.relabel_sequential(_remove_small(labels, min_size))[0]
     return relabelled.astype(np.uint16 if relabelled.max(initial=0) <= np.iinfo(np.uint16).max else np.uint32)
 
+def _mark_unmarked(markers: np.ndarray, distance: np.ndarray, region: np.ndarray) -> np.ndarray:
+    "Give every connected part of `region` that holds no marker one, at its largest `distance` (the first such pixel in reading order, on every platform)."
+    components, count = ndimage.label(region)
+    unmarked = np.ones(count + 1, bool); unmarked[components[markers]] = False; unmarked[0] = False  # parts with no peak of their own
+    pixels = np.flatnonzero(unmarked[components])
+    if pixels.size:  # the first largest pixel of each such part, in reading order: one sort over their pixels alone
+        parts, values = components.ravel()[pixels], np.asarray(distance).ravel()[pixels]
+        order = np.lexsort((-values, parts))
+        markers.flat[pixels[order[np.r_[True, parts[order][1:] != parts[order][:-1]]]]] = True
+    return markers
+
+def _distance_markers(region: np.ndarray, min_distance: int) -> tuple[np.ndarray, np.ndarray]:
+    "Markers at the local maxima of the distance to the outside of `region`, at least `min_distance` apart, and one in every part without such a peak; and that distance."
+    distance = ndimage.distance_transform_edt(region)
+    peaks = peak_local_max(distance, min_distance=min_distance, exclude_border=False)  # one pass over the image, not one per object
+    markers = np.zeros(region.shape, bool); markers[tuple(peaks.T)] = True
+    return _mark_unmarked(markers, distance, region), distance
+
 def probabilities_to_labels(probabilities: np.ndarray, # (H, W) nucleus probability, or (H, W, 2) with contour probability
-                            method: str = 'watershed', # 'components', 'watershed' or 'contours'
+                            method: str = 'watershed', # 'components', 'watershed', 'contours' or 'interior'
                             threshold: float = 0.5, # Nucleus probability threshold
                             min_size: int = 8, # Smallest nucleus kept, in pixels
-                            min_distance: int = 4, # Watershed: smallest distance between two markers, in pixels
-                            contour_threshold: float = 0.5, # Contours: a pixel whose contour probability exceeds this is not a marker
+                            min_distance: int = 4, # Watershed and interior: smallest distance between two markers, in pixels
+                            contour_threshold: float = 0.5, # Contours and interior: a pixel whose contour probability exceeds this is not a marker
                            ) -> np.ndarray:
     "Turn a probability map into a `uint16` instance-label image."
     if method not in METHODS: raise ValueError(f"unknown post-processing {method!r}: choose one of {METHODS}")
@@ -108,18 +126,17 @@ def probabilities_to_labels(probabilities: np.ndarray, # (H, W) nucleus probabil
     foreground = ndimage.binary_fill_holes(nucleus > threshold)
     if method == 'components': return _clean(measure.label(foreground, connectivity=1), min_size)
     if method == 'watershed':
-        distance = ndimage.distance_transform_edt(foreground)
-        components, count = ndimage.label(foreground)
-        peaks = peak_local_max(distance, min_distance=min_distance, exclude_border=False)  # one pass over the image, not one per object
-        markers = np.zeros(nucleus.shape, np.int32); markers[tuple(peaks.T)] = 1
-        unmarked = np.setdiff1d(np.arange(1, count + 1), np.unique(components[markers > 0]))  # objects with no peak of their own
-        if unmarked.size: markers[tuple(np.array(ndimage.maximum_position(distance, components, unmarked)).T.astype(int))] = 1
-        markers = measure.label(markers > 0, connectivity=2)
-        return _clean(segmentation.watershed(-distance, markers, mask=foreground), min_size)
-    if probabilities.ndim != 3 or probabilities.shape[-1] < 2: raise ValueError("method 'contours' needs a model with a contour channel (train with --contours)")
-    seeds = measure.label(foreground & (probabilities[..., 1] < contour_threshold), connectivity=1)
-    seeds = _remove_small(seeds, max(min_size // 2, 1))
-    return _clean(segmentation.watershed(-nucleus, seeds, mask=foreground), min_size)
+        markers, distance = _distance_markers(foreground, min_distance)
+        return _clean(segmentation.watershed(-distance, measure.label(markers, connectivity=2), mask=foreground), min_size)
+    if probabilities.ndim != 3 or probabilities.shape[-1] < 2: raise ValueError(f"method {method!r} needs a model with a contour channel (train with --contours)")
+    contour = probabilities[..., 1]
+    interior = foreground & (contour < contour_threshold)
+    if method == 'contours':
+        seeds = _remove_small(measure.label(interior, connectivity=1), max(min_size // 2, 1))
+        return _clean(segmentation.watershed(-nucleus, seeds, mask=foreground), min_size)
+    markers = _distance_markers(interior, min_distance)[0]  # interior: distance peaks of the nucleus pixels away from any outline
+    markers = _mark_unmarked(markers, nucleus, foreground)  # a nucleus that is all outline still gets one (where, within it, does not matter: it is alone)
+    return _clean(segmentation.watershed(contour - nucleus, measure.label(markers, connectivity=2), mask=foreground), min_size)
 
 # %% ../nbs/05_evaluation.ipynb #0941e495
 def article_probabilities(model: keras.Model, # A model trained with the article's protocol
@@ -135,7 +152,10 @@ def postprocessing_grid(contours: bool) -> list[dict]:
     "The settings `tune_postprocessing` tries."
     grid = [dict(method='components', threshold=0.5, min_size=size) for size in (4, 16)]
     grid += [dict(method='watershed', threshold=0.5, min_size=8, min_distance=distance) for distance in (3, 5, 8)]
-    if contours: grid += [dict(method='contours', threshold=0.5, min_size=8, contour_threshold=level) for level in (0.3, 0.5, 0.7)]
+    grid += [dict(method='watershed', threshold=0.5, min_size=32, min_distance=8)]
+    if contours:
+        grid += [dict(method='contours', threshold=0.5, min_size=8, contour_threshold=level) for level in (0.3, 0.5, 0.7)]
+        grid += [dict(method='interior', threshold=0.5, min_size=size, min_distance=8, contour_threshold=level) for size in (8, 32) for level in (0.3, 0.5)]
     return grid
 
 def tune_postprocessing(probabilities: list[np.ndarray], # Per-image probability maps
@@ -152,6 +172,23 @@ def tune_postprocessing(probabilities: list[np.ndarray], # Per-image probability
         tried.append({**setting, 'dsb': float(np.mean(scores))})
     best = max(tried, key=lambda row: row['dsb'])
     return {key: value for key, value in best.items() if key != 'dsb'}, tried
+
+def held_out_tuning(probabilities: list[np.ndarray], # Per-image probability maps
+                    samples: list[Sample], # The matching labelled samples
+                    scales: list[float] | None = None, # Per-image rescaling factor before prediction
+                    grid: list[dict] | None = None, # Settings to try (default: `postprocessing_grid`)
+                   ) -> dict:
+    "Two-fold check of the tuning: each half of the images (alternating within each kind) scored with the setting tuned on the other half."
+    if len(samples) < 2: raise ValueError(f"held-out tuning needs at least 2 images, got {len(samples)}")
+    scales = scales or [1.0] * len(samples)
+    order = sorted(range(len(samples)), key=lambda index: (samples[index].kind, samples[index].id))
+    halves = [order[0::2], order[1::2]]
+    scores, settings = [], []
+    for tune_on, score_on in (halves, halves[::-1]):
+        setting = tune_postprocessing([probabilities[i] for i in tune_on], [samples[i] for i in tune_on], grid, [scales[i] for i in tune_on])[0]
+        settings.append(setting)
+        scores += [object_scores(samples[i].labels, probabilities_to_labels(probabilities[i], **scale_postprocessing(setting, scales[i])))['dsb'] for i in score_on]
+    return dict(dsb_score=float(np.mean(scores)), settings=settings)
 
 # %% ../nbs/05_evaluation.ipynb #43e357f0
 def _model_config(model_path: Path) -> dict:
@@ -195,12 +232,13 @@ def evaluate(model_path: str | Path, # A `.keras` file from `train`
     scales = [info['scale'] for info in scaling]
     predict_seconds = time.perf_counter() - started
     channels = probabilities[0].shape[-1] if probabilities else 1
-    stored = model_path.parent/'postprocess.json'
+    stored, tried = model_path.parent/'postprocess.json', None
     if protocol == 'article': setting, source = dict(method='components', threshold=0.5, min_size=1), "the article's rule"
     elif stored.is_file() and not tune: setting, source = read_postprocessing(stored), str(stored)
     elif split == 'validation':
-        setting, source = tune_postprocessing(probabilities, samples, scales=scales)[0], 'tuned on the validation split'
+        (setting, tried), source = tune_postprocessing(probabilities, samples, scales=scales), 'tuned on the validation split'
     else: setting, source = default_postprocessing(channels), 'default (not tuned: these images are not the validation split)'
+    held_out = held_out_tuning(probabilities, samples, scales) if source == 'tuned on the validation split' and len(samples) >= 2 else None
     rows = []
     for sample, probability, info in zip(samples, probabilities, scaling):
         predicted = probabilities_to_labels(probability, **scale_postprocessing(setting, info['scale']))
@@ -210,6 +248,8 @@ def evaluate(model_path: str | Path, # A `.keras` file from `train`
                    trained_on_these_images=bool(config.get('all_images')) and split == 'validation',  # a model to ship, trained on every image: optimistic scores
                    normalization=normalization.to_config() if normalization else None, diameter=diameter if diameter is not None else ('estimated per image' if normalization and normalization.diameter else 'native scale'),
                    postprocessing=setting, postprocessing_source=source,
+                   dsb_score_held_out=held_out and held_out['dsb_score'], held_out_settings=held_out and held_out['settings'],  # each half scored with the setting tuned on the other
+                   postprocessing_tried=tried,  # every setting of the grid with its mean DSB score, when tuned
                    pixel_iou=_mean(rows, 'iou'), dice=_mean(rows, 'dice'), dsb_score=_mean(rows, 'dsb'), f1_at_05=_mean(rows, 'f1'),
                    precision_at_05=_mean(rows, 'precision'), recall_at_05=_mean(rows, 'recall'),
                    true_nuclei=int(sum(r['true'] for r in rows)), predicted_nuclei=int(sum(r['predicted'] for r in rows)),

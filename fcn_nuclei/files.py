@@ -13,6 +13,7 @@ import math
 import os
 import shutil
 import tempfile
+import unicodedata
 import warnings
 from pathlib import Path
 
@@ -28,7 +29,7 @@ Image.MAX_IMAGE_PIXELS = None  # Pillow's decompression-bomb guard is replaced b
 # %% auto #0
 __all__ = ['IMAGE_SUFFIXES', 'MIN_IMAGE_SIDE', 'MAX_PIXELS', 'MICROMETRES', 'max_pixels', 'tiff_axes', 'check_intensities',
            'read_array', 'to_rgb_uint8', 'read_image', 'masks_to_labels', 'list_images', 'read_labels',
-           'read_pixel_size', 'write_atomic', 'write_folder_atomic', 'write_json', 'require_zarr']
+           'read_pixel_size', 'write_atomic', 'write_folder_atomic', 'write_json', 'require_zarr', 'one_line']
 
 # %% ../nbs/10_image_files.ipynb #3dd35292
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.tif', '.tiff', '.bmp')
@@ -354,3 +355,9 @@ def require_zarr():
         return zarr
     except ImportError: raise ValueError("Zarr input and output need the zarr package: pip install 'fcn-nuclei[zarr]'") from None
 
+
+# %% ../nbs/10_image_files.ipynb #61740205
+def one_line(text, # A message, or anything `str` takes (a path)
+            ) -> str:
+    "`text` with every control character (newline, carriage return, tab, escape, ...) written as its Python escape, so that it prints as one line."
+    return ''.join(repr(character)[1:-1] if unicodedata.category(character) == 'Cc' else character for character in str(text))

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from .blockwise import BLOCK, BLOCK_TILE, is_zarr, open_image, segment_blockwise
 from .label_files import check_outputs, check_writable, labels_to_rle, write_label_image, write_zarr_labels
-from .files import IMAGE_SUFFIXES, max_pixels, list_images, read_pixel_size, require_zarr, write_atomic
+from .files import IMAGE_SUFFIXES, max_pixels, list_images, one_line, read_pixel_size, require_zarr, write_atomic
 from .evaluate import default_postprocessing, probabilities_to_labels, read_postprocessing
 from .models import STRIDE, call_model, load_model, pad_to_stride
 from .normalize import Normalization, check_request, model_normalization, predict_native, scale_postprocessing
@@ -284,7 +284,7 @@ def predict_paths(model_path: str | Path, # A `.keras` model from `train`
             table.append(dict(id=image_id, file=str(path), height=info['height'], width=info['width'], pixel_size_um=pixel_size, channel=info['channel'],
                               diameter=info['diameter'], diameter_estimated=info['estimated'], scale=info['scale'], nuclei=report.nuclei[image_id]))
             if progress and info['diameter']:
-                tqdm.write(f"{image_id}: diameter {info['diameter']:.1f} px ({'estimated' if info['estimated'] else 'given'}), channel {info['channel']}, {report.nuclei[image_id]} nuclei", file=sys.stderr)
+                tqdm.write(f"{one_line(image_id)}: diameter {info['diameter']:.1f} px ({'estimated' if info['estimated'] else 'given'}), channel {info['channel']}, {report.nuclei[image_id]} nuclei", file=sys.stderr)
         except ValueError as error: report.failures.append((str(path), str(error) if str(path) in str(error) else f"{path}: {error}"))
         except (OSError, MemoryError, RuntimeError) as error:  # one image's failure (a full disk, too little memory) must not lose the others
             report.failures.append((str(path), f"{path}: {type(error).__name__}: {error}"))
