@@ -283,12 +283,6 @@ def build_parser() -> argparse.ArgumentParser:
                             help=f"refuse images larger than this many megapixels, checked from each file's header before decoding (default: {MAX_PIXELS / 1e6:.0f}, or $FCN_NUCLEI_MAX_PIXELS)")
     return parser
 
-def _argument_strings(arguments: argparse.Namespace) -> list[str]:
-    "Every path or word the user gave on the command line, as a string."
-    values = [value for value in vars(arguments).values() if isinstance(value, (str, Path, list))]
-    flat = [item for value in values for item in (value if isinstance(value, list) else [value])]
-    return [str(item) for item in flat if isinstance(item, (str, Path))]
-
 def main(argv: list[str] | None = None, # Arguments (default: `sys.argv[1:]`)
         ) -> int:
     "Entry point of the `fcn-nuclei` command."
@@ -305,10 +299,8 @@ def main(argv: list[str] | None = None, # Arguments (default: `sys.argv[1:]`)
         return 130
     except Exception as error:
         if arguments.debug: raise
-        if isinstance(error, ValueError): message = str(error)
+        if isinstance(error, ValueError): message = one_line(str(error).strip())  # our messages are one line; a file name holding a newline or a carriage return must not cut it
         elif isinstance(error, OSError) and error.filename: message = f"{one_line(error.filename)}: {error.strerror or error}"
         else: message = f"unexpected {type(error).__name__}: {error} (rerun with --debug for the traceback)"
-        for value in _argument_strings(arguments):  # a path the user gave, whose name holds a newline, stays whole on the one line
-            if one_line(value) != value: message = message.replace(value, one_line(value))
         print(f"{name}: error: {message.splitlines()[0] if message.strip() else type(error).__name__}", file=sys.stderr)
         return 2 if isinstance(error, (ValueError, OSError)) else 1
