@@ -97,11 +97,12 @@ def command_evaluate(arguments) -> int:
         check_writable(arguments.out, 'evaluation')
     summary, rows, probabilities, samples = evaluate(arguments.model, arguments.data, split=arguments.split, tune=arguments.tune, diameter=arguments.diameter, channel=arguments.channel)
     if summary['trained_on_these_images']: print(f"fcn-nuclei evaluate: note: {arguments.model} was trained on every image (--all-images), these included: the scores are optimistic", file=sys.stderr)
-    print(json.dumps(summary, indent=2))
+    # with --out, the score of every post-processing setting tried (a dozen entries) is left to summary.json: the terminal gets the scores
+    print(json.dumps({key: value for key, value in summary.items() if not (arguments.out and key == 'postprocessing_tried')}, indent=2))
     if arguments.out:
         import matplotlib; matplotlib.use('Agg')
         write_evaluation(arguments.out, summary, rows, show_extremes(samples, probabilities, rows, summary['postprocessing']))
-        print(f"summary.json, per_image.csv and extremes.png written to {arguments.out}", file=sys.stderr)
+        print(f"summary.json (with every post-processing setting tried, when tuned), per_image.csv and extremes.png written to {arguments.out}", file=sys.stderr)
     return 0
 
 def _provenance() -> dict:
