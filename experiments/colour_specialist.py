@@ -24,10 +24,10 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 import numpy as np
 
 from fcn_nuclei.data import load_dsb
-from fcn_nuclei.evaluate import object_scores, pixel_scores, probabilities_to_labels, read_postprocessing, tune_postprocessing
+from fcn_nuclei.evaluate import object_scores, pixel_scores, read_postprocessing, scaled_labels, tune_postprocessing
 from fcn_nuclei.files import write_atomic
 from fcn_nuclei.models import load_model
-from fcn_nuclei.normalize import model_normalization, predict_native, scale_postprocessing
+from fcn_nuclei.normalize import model_normalization, predict_native
 from fcn_nuclei.train import train
 
 
@@ -37,7 +37,7 @@ def scores(model_path: Path, samples, shipped: dict) -> dict:
     predicted = [predict_native(model, s.image, normalization, source=s.id) for s in samples]
     probabilities, scales = [p for p, _ in predicted], [info['scale'] for _, info in predicted]
     tuned, _ = tune_postprocessing(probabilities, samples, scales=scales)
-    def dsb(setting): return [object_scores(s.labels, probabilities_to_labels(p, **scale_postprocessing(setting, scale)))['dsb']
+    def dsb(setting): return [object_scores(s.labels, scaled_labels(p, setting, scale))['dsb']
                               for s, p, scale in zip(samples, probabilities, scales)]
     as_shipped, after_tuning = dsb(shipped), dsb(tuned)
     return dict(model=str(model_path), images=len(samples), dsb=round(float(np.mean(as_shipped)), 4), dsb_tuned=round(float(np.mean(after_tuning)), 4),

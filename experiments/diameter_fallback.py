@@ -45,7 +45,7 @@ def choose(candidates, training_diameter, steps, fallback):
 def measure(model_path: Path, data: str, conditions: list[str]) -> list[dict]:
     "Per image and condition: the candidates, and each rule's diameter (`d_`), nuclei found (`n_`) and DSB score (`dsb_`)."
     from fcn_nuclei.data import load_dsb
-    from fcn_nuclei.evaluate import object_scores, probabilities_to_labels
+    from fcn_nuclei.evaluate import object_scores, scaled_labels
     from fcn_nuclei.models import load_model
     from fcn_nuclei.predict import predict_probabilities
     model, contract = load_model(model_path), normalize.model_normalization(model_path)
@@ -70,7 +70,7 @@ def measure(model_path: Path, data: str, conditions: list[str]) -> list[dict]:
                     scale = float(np.clip(training_diameter / diameter, *normalize.SCALE_LIMITS)); height, width = prepared.shape[:2]
                     resized = normalize.resize_image(prepared, *normalize.scaled_size(height, width, scale))
                     probabilities = normalize.resize_probabilities(predict_probabilities(model, resized), height, width)
-                    predicted = probabilities_to_labels(probabilities, **normalize.scale_postprocessing(setting, scale))
+                    predicted = scaled_labels(probabilities, setting, scale)
                     scored[round(diameter, 4)] = (object_scores(labels, predicted)['dsb'], int(predicted.max()))
                 row[f'd_{rule}'] = diameter; row[f'dsb_{rule}'], row[f'n_{rule}'] = scored[round(diameter, 4)]
             rows.append(row)

@@ -22,10 +22,10 @@ from PIL import Image
 
 from fcn_nuclei.data import load_dsb, split_ids
 from fcn_nuclei.files import write_atomic
-from fcn_nuclei.evaluate import object_scores, probabilities_to_labels
+from fcn_nuclei.evaluate import object_scores, probabilities_to_labels, scaled_labels
 from fcn_nuclei.models import load_model
 from fcn_nuclei.predict import predict_probabilities
-from fcn_nuclei.normalize import median_diameter, normalize_image, model_normalization, predict_native, resize_image, resize_labels, scale_postprocessing, scaled_size
+from fcn_nuclei.normalize import median_diameter, normalize_image, model_normalization, predict_native, resize_image, resize_labels, scaled_size
 
 
 def _scaled(image, labels, factor):
@@ -78,7 +78,7 @@ TTA = False  # --tta: average the 8 flips and rotations, as `fcn-nuclei predict 
 def score(model, normalization, setting, image, labels, source, diameter=None, keep=None):
     "DSB score and diameter estimate of one (transformed) image, predicted as `fcn-nuclei predict` does (tiled when large); `keep` (a dict) receives the predicted labels under 'labels'."
     probabilities, info = predict_native(model, image, normalization, lambda prepared: predict_probabilities(model, prepared, tta=TTA), diameter=diameter, source=source)
-    predicted = probabilities_to_labels(probabilities, **scale_postprocessing(setting, info['scale']))
+    predicted = scaled_labels(probabilities, setting, info['scale'])
     if keep is not None: keep['labels'] = predicted
     return dict(dsb=object_scores(labels, predicted)['dsb'], diameter=info['diameter'], true_diameter=median_diameter(labels))
 
@@ -193,7 +193,7 @@ def failure_figure(legacy_path: Path, model_path: Path, samples, out: Path):
         row[0].imshow(shown); row[0].set_title(f"{title}\n{labels.max()} nuclei", fontsize=10)
         for axis, (path, model, normalization, setting), name in zip(row[1:], models, ('without the contract', 'with the contract')):
             probabilities, info = predict_native(model, image, normalization, lambda prepared: predict_probabilities(model, prepared))
-            predicted = probabilities_to_labels(probabilities, **scale_postprocessing(setting, info['scale']))
+            predicted = scaled_labels(probabilities, setting, info['scale'])
             dsb = object_scores(labels, predicted)['dsb']
             overlay = mark_boundaries(mark_boundaries(shown, labels, color=(0.1, 0.9, 0.2)), predicted, color=(1.0, 0.1, 0.9))
             axis.imshow(overlay)

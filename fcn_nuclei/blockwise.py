@@ -16,11 +16,11 @@ import keras
 import numpy as np
 import tifffile
 
-from .evaluate import probabilities_to_labels
+from .evaluate import scaled_labels
 from .files import check_intensities, read_array, require_zarr, tiff_axes
 from .models import STRIDE, predict_padded
 from .normalize import (ESTIMATION_SIDE, ESTIMATION_STEPS, SCALE_LIMITS, Normalization, apply_intensity, check_request, estimate_diameter,
-                        intensity_settings, resize_image, sample_step, resize_probabilities, scale_postprocessing, scaled_size)
+                        intensity_settings, resize_image, sample_step, resize_probabilities, scaled_size)
 
 # %% auto #0
 __all__ = ['BLOCK', 'BLOCK_TILE', 'BLOCK_MARGIN', 'LazyImage', 'is_zarr', 'open_image', 'Block', 'plan_blocks', 'ImagePlan',
@@ -164,7 +164,7 @@ class ImagePlan:
     width: int
     working_height: int # Size at the working scale
     working_width: int
-    postprocessing: dict # In native pixels
+    postprocessing: dict # In pixels of the training scale (`scaled_labels` applies `scale`)
 
 def _centre_window(length: int, side: int) -> tuple[int, int]:
     "Start and end of a centred window of at least `side` pixels whose centre is the image's own (same parity), so that centred crops of it are those of the image."
@@ -192,7 +192,7 @@ def plan_image(model: keras.Model, # A trained model
             diameter, estimated = estimate_diameter(model, window, normalization.diameter), True
         scale = float(np.clip(normalization.diameter / diameter, *SCALE_LIMITS))
     return ImagePlan(rule, bounds, None if diameter is None else round(float(diameter), 2), round(scale, 4), estimated,
-                     image.height, image.width, *scaled_size(image.height, image.width, scale), scale_postprocessing(postprocessing, scale))
+                     image.height, image.width, *scaled_size(image.height, image.width, scale), postprocessing)
 
 # %% ../nbs/07d_blockwise.ipynb #56a0bf11
 @dataclass
@@ -210,13 +210,13 @@ def segment_block(image: LazyImage, # The image
     "Local instance labels of a block's outer region: normalised by the plan, rescaled, predicted, scaled back and post-processed."
     (read_top, read_left, _, _), (top, left, bottom, right) = block.read, block.working
     prepared = apply_intensity(image.read(*block.read), plan.channel, plan.bounds, image.name)
-    if (plan.working_height, plan.working_width) == (plan.height, plan.width): return probabilities_to_labels(probabilities_of(prepared), **plan.postprocessing)
+    if (plan.working_height, plan.working_width) == (plan.height, plan.width): return scaled_labels(probabilities_of(prepared), plan.postprocessing, plan.scale, (plan.height, plan.width), (read_top, read_left))
     ratio_y, ratio_x = plan.height / plan.working_height, plan.width / plan.working_width
     working = resize_image(prepared, bottom - top, right - left, box=(top * ratio_y - read_top, left * ratio_x - read_left, bottom * ratio_y - read_top, right * ratio_x - read_left))
     outer_top, outer_left, outer_bottom, outer_right = block.outer
     probabilities = resize_probabilities(probabilities_of(working), outer_bottom - outer_top, outer_right - outer_left,
                                          box=(outer_top / ratio_y - top, outer_left / ratio_x - left, outer_bottom / ratio_y - top, outer_right / ratio_x - left))
-    return probabilities_to_labels(probabilities, **plan.postprocessing)
+    return scaled_labels(probabilities, plan.postprocessing, plan.scale, (plan.height, plan.width), (outer_top, outer_left))
 
 def label_block(image: LazyImage, block: Block, plan: ImagePlan, probabilities_of: Callable,
                 write: Callable, # Called with the block and its core's local labels (`uint32`)

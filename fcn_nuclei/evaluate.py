@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import itertools
 import json
+import math
 import tempfile
 import time
 import warnings
@@ -26,14 +27,14 @@ from .files import write_atomic, write_json
 from .pipeline import ARTICLE_SIZE
 from .sources import resolve_data
 from .models import call_model, load_model
-from .normalize import median_diameter, model_normalization, predict_native, scale_postprocessing
+from .normalize import median_diameter, model_normalization, predict_native, resize_probabilities, scale_postprocessing, scaled_size
 from .train import train
 
 # %% auto #0
-__all__ = ['DSB_THRESHOLDS', 'METHODS', 'ABLATION', 'intersection_table', 'object_scores', 'pixel_scores',
-           'probabilities_to_labels', 'article_probabilities', 'postprocessing_grid', 'tune_postprocessing',
-           'held_out_tuning', 'evaluate', 'read_postprocessing', 'validate_postprocessing', 'default_postprocessing',
-           'show_extremes', 'write_evaluation', 'run_ablation']
+__all__ = ['DSB_THRESHOLDS', 'METHODS', 'LABEL_GROWTH', 'ENLARGED', 'ABLATION', 'intersection_table', 'object_scores',
+           'pixel_scores', 'probabilities_to_labels', 'scaled_labels', 'article_probabilities', 'postprocessing_grid',
+           'tune_postprocessing', 'held_out_tuning', 'evaluate', 'read_postprocessing', 'validate_postprocessing',
+           'default_postprocessing', 'show_extremes', 'write_evaluation', 'run_ablation']
 
 # %% ../nbs/05_evaluation.ipynb #c74e3703
 def intersection_table(true_labels: np.ndarray, # (H, W) integer instance labels, 0 = background
@@ -138,6 +139,36 @@ def probabilities_to_labels(probabilities: np.ndarray, # (H, W) nucleus probabil
     markers = _mark_unmarked(markers, nucleus, foreground)  # a nucleus that is all outline still gets one (where, within it, does not matter: it is alone)
     return _clean(segmentation.watershed(contour - nucleus, measure.label(markers, connectivity=2), mask=foreground), min_size)
 
+# %% ../nbs/05_evaluation.ipynb #bdb242ac
+LABEL_GROWTH = 3  # pixels at the training scale: labels grow this far so that every foreground pixel at native size finds one
+ENLARGED = 1.1  # an image enlarged more than this is post-processed at the training scale; nearer 1, both ways agree and the second resampling is not worth its time
+
+def scaled_labels(probabilities: np.ndarray, # (H, W) or (H, W, C) probabilities at native size: a whole image, or a region of one
+                  setting: dict, # `probabilities_to_labels` settings, in pixels of the training scale
+                  scale: float = 1.0, # How much the image was enlarged before prediction (`predict_native`'s `scale`)
+                  whole_size: tuple[int, int] | None = None, # Native (height, width) of the whole image, when `probabilities` is a region of it
+                  origin: tuple[int, int] = (0, 0), # Where the region starts in the whole image (top, left)
+                 ) -> np.ndarray:
+    "Instance labels at native size for an image rescaled by `scale` for prediction: an image enlarged more than `ENLARGED` is post-processed on the whole image's grid at the training scale and its labels sampled back onto its native foreground; any other at native size with the settings scaled."
+    if scale <= ENLARGED: return probabilities_to_labels(probabilities, **scale_postprocessing(setting, scale))
+    probabilities = np.asarray(probabilities, np.float32)
+    height, width = probabilities.shape[:2]
+    (whole_height, whole_width), (top, left) = whole_size or (height, width), origin
+    working_height, working_width = scaled_size(whole_height, whole_width, scale)
+    ratio_y, ratio_x = whole_height / working_height, whole_width / working_width  # native pixels per working pixel
+    # the working pixels inside the region, on the whole image's grid, so that regions and the whole image agree
+    first_row, end_row = math.ceil(top / ratio_y - 1e-6), math.floor((top + height) / ratio_y + 1e-6)
+    first_column, end_column = math.ceil(left / ratio_x - 1e-6), math.floor((left + width) / ratio_x + 1e-6)
+    box = (max(0.0, first_row * ratio_y - top), max(0.0, first_column * ratio_x - left), min(float(height), end_row * ratio_y - top), min(float(width), end_column * ratio_x - left))
+    enlarged = resize_probabilities(np.atleast_3d(probabilities), end_row - first_row, end_column - first_column, box=box)
+    labels = segmentation.expand_labels(probabilities_to_labels(enlarged if probabilities.ndim == 3 else enlarged[..., 0], **setting), LABEL_GROWTH)
+    rows = np.clip(np.floor((top + np.arange(height) + 0.5) / ratio_y).astype(np.int64) - first_row, 0, labels.shape[0] - 1)
+    columns = np.clip(np.floor((left + np.arange(width) + 0.5) / ratio_x).astype(np.int64) - first_column, 0, labels.shape[1] - 1)
+    nucleus = probabilities[..., 0] if probabilities.ndim == 3 else probabilities
+    foreground = ndimage.binary_fill_holes(nucleus > setting.get('threshold', 0.5))
+    return _clean(np.where(foreground, labels[rows[:, None], columns[None, :]], 0), 1)
+
+
 # %% ../nbs/05_evaluation.ipynb #0941e495
 def article_probabilities(model: keras.Model, # A model trained with the article's protocol
                           image: np.ndarray, # (H, W, 3) uint8
@@ -168,7 +199,7 @@ def tune_postprocessing(probabilities: list[np.ndarray], # Per-image probability
     scales = scales or [1.0] * len(samples)
     tried = []
     for setting in grid:
-        scores = [object_scores(s.labels, probabilities_to_labels(p, **scale_postprocessing(setting, scale)))['dsb'] for p, s, scale in zip(probabilities, samples, scales)]
+        scores = [object_scores(s.labels, scaled_labels(p, setting, scale))['dsb'] for p, s, scale in zip(probabilities, samples, scales)]
         tried.append({**setting, 'dsb': float(np.mean(scores))})
     best = max(tried, key=lambda row: row['dsb'])
     return {key: value for key, value in best.items() if key != 'dsb'}, tried
@@ -187,7 +218,7 @@ def held_out_tuning(probabilities: list[np.ndarray], # Per-image probability map
     for tune_on, score_on in (halves, halves[::-1]):
         setting = tune_postprocessing([probabilities[i] for i in tune_on], [samples[i] for i in tune_on], grid, [scales[i] for i in tune_on])[0]
         settings.append(setting)
-        scores += [object_scores(samples[i].labels, probabilities_to_labels(probabilities[i], **scale_postprocessing(setting, scales[i])))['dsb'] for i in score_on]
+        scores += [object_scores(samples[i].labels, scaled_labels(probabilities[i], setting, scales[i]))['dsb'] for i in score_on]
     return dict(dsb_score=float(np.mean(scores)), settings=settings)
 
 # %% ../nbs/05_evaluation.ipynb #43e357f0
@@ -241,7 +272,7 @@ def evaluate(model_path: str | Path, # A `.keras` file from `train`
     held_out = held_out_tuning(probabilities, samples, scales) if source == 'tuned on the validation split' and len(samples) >= 2 else None
     rows = []
     for sample, probability, info in zip(samples, probabilities, scaling):
-        predicted = probabilities_to_labels(probability, **scale_postprocessing(setting, info['scale']))
+        predicted = scaled_labels(probability, setting, info['scale'])
         rows.append(dict(id=sample.id, kind=sample.kind, **pixel_scores(sample.mask, probability[..., 0] > setting['threshold']), **object_scores(sample.labels, predicted),
                          true_diameter=round(median_diameter(sample.labels), 2), diameter=info['diameter'], scale=info['scale']))
     summary = dict(model=str(model_path), data=str(data_folder or 'samples'), split=split, images=len(rows), protocol=protocol,
@@ -300,7 +331,7 @@ def show_extremes(samples: list[Sample], probabilities: list[np.ndarray], rows: 
     figure, axes = plt.subplots(2, count, figsize=(size * count, size * 2.1), squeeze=False)
     for axis, index in zip(axes.ravel(), chosen):
         sample = samples[index]
-        predicted = probabilities_to_labels(probabilities[index], **scale_postprocessing(setting, rows[index].get('scale') or 1.0))
+        predicted = scaled_labels(probabilities[index], setting, rows[index].get('scale') or 1.0)
         overlay = segmentation.mark_boundaries(sample.image, sample.labels, color=(0.1, 0.9, 0.2))
         overlay = segmentation.mark_boundaries(overlay, predicted, color=(1.0, 0.1, 0.9))
         axis.imshow(overlay); axis.set_axis_off()

@@ -23,9 +23,9 @@ from tqdm.auto import tqdm
 from .blockwise import BLOCK, BLOCK_TILE, is_zarr, open_image, segment_blockwise
 from .label_files import check_outputs, check_writable, labels_to_rle, write_label_image, write_zarr_labels
 from .files import IMAGE_SUFFIXES, max_pixels, list_images, one_line, read_pixel_size, require_zarr, write_atomic
-from .evaluate import default_postprocessing, probabilities_to_labels, read_postprocessing
+from .evaluate import default_postprocessing, read_postprocessing, scaled_labels
 from .models import STRIDE, call_model, load_model, pad_to_stride
-from .normalize import Normalization, check_request, model_normalization, predict_native, scale_postprocessing
+from .normalize import Normalization, check_request, model_normalization, predict_native
 from .onnx_engine import load_onnx_model
 from .outlines import require_roifile, write_geojson, write_imagej_rois
 
@@ -122,8 +122,7 @@ def predict_image(model: keras.Model, # A trained model
     "Instance labels (H, W) `uint16` for one image, 0 = background, and what was done to it (channel rule, diameter, scale)."
     probabilities, info = predict_native(model, image, normalization, lambda prepared: predict_probabilities(model, prepared, tile=tile, tta=tta),
                                          diameter=diameter, channel=channel, source=source)
-    setting = scale_postprocessing(postprocessing or default_postprocessing(probabilities.shape[-1]), info['scale'])
-    return probabilities_to_labels(probabilities, **setting), info
+    return scaled_labels(probabilities, postprocessing or default_postprocessing(probabilities.shape[-1]), info['scale']), info
 
 # %% ../nbs/07_inference.ipynb #2bbc75db
 OUTPUT_FORMATS = ('png', 'tiff', 'zarr')
@@ -198,7 +197,7 @@ def segment_file(model: keras.Model, # A trained model
     probabilities_of = lambda prepared: predict_probabilities(model, prepared, tile=tile, tta=tta)
     if source.height * source.width <= blockwise_pixels or normalization is None:  # a model without an input contract predicts whole, as before it
         probability, info = predict_native(model, source.read(0, 0, source.height, source.width), normalization, probabilities_of, diameter=diameter, channel=channel, source=path)
-        return probabilities_to_labels(probability, **scale_postprocessing(postprocessing, info['scale'])), probability if keep_probability else None, {**info, **size}
+        return scaled_labels(probability, postprocessing, info['scale']), probability if keep_probability else None, {**info, **size}
     if source.height * source.width > max_pixels(): raise ValueError(f"{path}: {source.width}x{source.height} labels are too large to hold in memory (limit {max_pixels() / 1e6:.3g} MP): use --format zarr")
     if keep_probability: raise ValueError(f"{path}: images above {blockwise_pixels / 1e6:.3g} MP are segmented block by block, without one probability map: leave out --probabilities")
     labels, info = segment_blockwise(model, source, normalization, postprocessing, lambda prepared: predict_probabilities(model, prepared, tile=tile or BLOCK_TILE, tta=tta),
