@@ -2,6 +2,11 @@
 Dask throughput with 1 and 2 workers, and StarDist's 2D model as a timing anchor on the same images.
 
     python benchmarks/large.py [--sizes 1024 4096] [--huge 20000] [--stardist] [--dask] [--out benchmarks/large.json]
+    python benchmarks/large.py --sizes --huge 0 --small-nuclei 2048 --out benchmarks/small_nuclei.json
+
+--small-nuclei SIDE: a SIDE x SIDE field whose nuclei are a quarter of the training diameter (4.5 px), so that
+prediction enlarges it 4 times a side: under 4 MP as a file, 16 times that at the working scale. `predict`'s own
+route (blocks, since the working size is above 4 MP) against the whole image as it went before.
 
 Every measurement runs in a fresh child process, so that its peak resident memory (ru_maxrss, the runtime's own
 footprint included) is its own. Images are synthetic fluorescence fields (`synthesize_sample` tiled), the model is the
@@ -39,6 +44,18 @@ def ours(size: int, mode: str) -> dict:
     started = time.perf_counter()
     report = predict_paths(pretrained_path(), [folder/'image.png'], folder/'out', progress=False, diameter=DIAMETER, **options)
     return dict(method=f'fcn-nuclei {mode}', size=size, seconds=round(time.perf_counter() - started, 2), nuclei=report.nuclei.get('image'), peak_rss_mb=peak_mb())
+
+def small_nuclei(size: int, mode: str) -> dict:
+    "predict_paths on a field with nuclei of a quarter of the training diameter: 'whole' (forced) or 'default' (predict's own choice: blocks above 4 MP at the working scale)."
+    import numpy as np
+    from PIL import Image
+    from fcn_nuclei.predict import predict_paths, pretrained_path
+    folder = Path(tempfile.mkdtemp())
+    Image.fromarray(field(4 * size, 4 * size)).resize((size, size), Image.BILINEAR).save(folder/'image.png')
+    options = dict(whole=dict(blockwise_pixels=10 ** 12), default={})[mode]
+    started = time.perf_counter()
+    report = predict_paths(pretrained_path(), [folder/'image.png'], folder/'out', progress=False, diameter=DIAMETER / 4, **options)
+    return dict(method=f'fcn-nuclei small nuclei, {mode}', size=size, diameter=DIAMETER / 4, seconds=round(time.perf_counter() - started, 2), nuclei=report.nuclei.get('image'), peak_rss_mb=peak_mb())
 
 def huge(size: int) -> dict:
     "A size x size field written as Zarr, predicted to Zarr labels: neither image nor labels are ever whole in memory."
@@ -116,13 +133,14 @@ if __name__ == '__main__':
     parser.add_argument('--huge', type=int, default=20000, help='side of the Zarr image (0: skip)')
     parser.add_argument('--stardist', action='store_true', help='time StarDist too (pip install stardist)')
     parser.add_argument('--dask', type=int, default=0, metavar='IMAGES', help='Dask throughput on this many 1024x1024 images (0: skip)')
+    parser.add_argument('--small-nuclei', type=int, default=0, metavar='SIDE', help='a field of this side with nuclei a quarter of the training diameter, whole against predict\'s route (0: skip)')
     parser.add_argument('--timeout', type=int, default=1800, help='seconds allowed to each measurement')
     parser.add_argument('--out', type=Path, default=repository/'benchmarks'/'large.json')
     parser.add_argument('--child', nargs='+', default=None, help=argparse.SUPPRESS)
     arguments = parser.parse_args()
     if arguments.child:
         kind, *rest = arguments.child
-        functions = dict(ours=lambda: ours(int(rest[0]), rest[1]), huge=lambda: huge(int(rest[0])), network=lambda: network(int(rest[0])),
+        functions = dict(ours=lambda: ours(int(rest[0]), rest[1]), huge=lambda: huge(int(rest[0])), small=lambda: small_nuclei(int(rest[0]), rest[1]), network=lambda: network(int(rest[0])),
                          stardist=lambda: stardist(int(rest[0]), float(rest[1])), dask=lambda: dask_throughput(int(rest[0]), int(rest[1])))
         print(json.dumps(functions[kind]()))
         sys.exit(0)
@@ -132,6 +150,12 @@ if __name__ == '__main__':
         own_network = child(['network', str(size)], arguments.timeout); results.append(own_network)
         if arguments.stardist and 'foreground' in own_network: results.append(child(['stardist', str(size), str(own_network['foreground'])], arguments.timeout))
     if arguments.huge: results.append(child(['huge', str(arguments.huge)], arguments.timeout))
+    if arguments.small_nuclei:
+        pair = [child(['small', str(arguments.small_nuclei), mode], arguments.timeout) for mode in ('whole', 'default')]
+        results += pair
+        if all('peak_rss_mb' in result for result in pair):
+            print(f"small nuclei, {arguments.small_nuclei}x{arguments.small_nuclei}: predict's route {pair[1]['peak_rss_mb'] / pair[0]['peak_rss_mb']:.2f}x the whole image's peak memory, "
+                  f"{pair[1]['seconds'] / pair[0]['seconds']:.2f}x its time; {pair[1]['nuclei']} nuclei against {pair[0]['nuclei']}", file=sys.stderr)
     if arguments.dask:
         for workers in (0, 1, 2): results.append(child(['dask', str(arguments.dask), str(workers)], arguments.timeout))
     payload = dict(benchmark='large images: whole against blockwise, Zarr, Dask, StarDist', command='python benchmarks/large.py ' + ' '.join(sys.argv[1:]),

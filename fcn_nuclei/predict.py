@@ -25,7 +25,7 @@ from .label_files import check_outputs, check_writable, labels_to_rle, write_lab
 from .files import IMAGE_SUFFIXES, max_pixels, list_images, one_line, read_pixel_size, require_zarr, write_atomic
 from .evaluate import default_postprocessing, read_postprocessing, scaled_labels
 from .models import STRIDE, call_model, load_model, pad_to_stride
-from .normalize import Normalization, check_request, model_normalization, predict_native
+from .normalize import SCALE_LIMITS, Normalization, check_request, estimate_diameter, model_normalization, predict_native, scaled_size
 from .onnx_engine import load_onnx_model
 from .outlines import require_roifile, write_geojson, write_imagej_rois
 
@@ -191,18 +191,27 @@ def segment_file(model: keras.Model, # A trained model
                  blockwise_pixels: int = BLOCKWISE_PIXELS, # Images with more pixels are segmented block by block
                  block: int = BLOCK, # Core side of a block at the working scale (`segment_blockwise`)
                 ) -> tuple[np.ndarray, np.ndarray | None, dict]:
-    "One image's labels in memory: whole, or block by block above `blockwise_pixels` (TIFF and Zarr read a region at a time); its probability map when asked; and what was done (channel rule, diameter, scale, size)."
+    "One image's labels in memory: whole, or block by block when it has more than `blockwise_pixels` at its native size or at the working scale, small nuclei enlarging it up to 16 times (TIFF and Zarr read a region at a time); its probability map when asked (whole images only); and what was done (channel rule, diameter, scale, size)."
     diameter, source = pixel_diameter(path, diameter, diameter_um), open_image(path)
     size = dict(height=source.height, width=source.width)
     probabilities_of = lambda prepared: predict_probabilities(model, prepared, tile=tile, tta=tta)
+    estimated = False
     if source.height * source.width <= blockwise_pixels or normalization is None:  # a model without an input contract predicts whole, as before it
-        probability, info = predict_native(model, source.read(0, 0, source.height, source.width), normalization, probabilities_of, diameter=diameter, channel=channel, source=path)
-        return scaled_labels(probability, postprocessing, info['scale']), probability if keep_probability else None, {**info, **size}
+        image = source.read(0, 0, source.height, source.width)
+        if normalization is not None and normalization.diameter and not keep_probability:
+            if diameter is None:  # estimated here, as `predict_native` would, to know the working size before choosing the route
+                check_request(normalization, None, channel)
+                diameter, estimated = estimate_diameter(model, normalization.prepare(image, channel, str(path))[0], normalization.diameter), True
+            working_height, working_width = scaled_size(source.height, source.width, float(np.clip(normalization.diameter / diameter, *SCALE_LIMITS)))
+        if normalization is None or not normalization.diameter or keep_probability or working_height * working_width <= blockwise_pixels:
+            probability, info = predict_native(model, image, normalization, probabilities_of, diameter=diameter, channel=channel, source=path)
+            return scaled_labels(probability, postprocessing, info['scale']), probability if keep_probability else None, {**info, 'estimated': info['estimated'] or estimated, **size}
+        del image  # small nuclei: the enlarged image would hold too many pixels at once, so it goes block by block
     if source.height * source.width > max_pixels(): raise ValueError(f"{path}: {source.width}x{source.height} labels are too large to hold in memory (limit {max_pixels() / 1e6:.3g} MP): use --format zarr")
     if keep_probability: raise ValueError(f"{path}: images above {blockwise_pixels / 1e6:.3g} MP are segmented block by block, without one probability map: leave out --probabilities")
     labels, info = segment_blockwise(model, source, normalization, postprocessing, lambda prepared: predict_probabilities(model, prepared, tile=tile or BLOCK_TILE, tta=tta),
                                      diameter, channel, block=block)
-    return labels, None, {**info, **size}
+    return labels, None, {**info, 'estimated': info['estimated'] or estimated, **size}
 
 def predict_paths(model_path: str | Path, # A `.keras` model from `train`
                   inputs: list[str | Path], # Image files, folders of images, DSB-layout folders
