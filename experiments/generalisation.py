@@ -25,7 +25,7 @@ from fcn_nuclei.files import write_atomic
 from fcn_nuclei.evaluate import object_scores, probabilities_to_labels, scaled_labels
 from fcn_nuclei.models import load_model
 from fcn_nuclei.predict import predict_probabilities
-from fcn_nuclei.normalize import median_diameter, normalize_image, model_normalization, predict_native, resize_image, resize_labels, scaled_size
+from fcn_nuclei.normalize import Normalization, median_diameter, normalize_image, model_normalization, predict_native, resize_image, resize_labels, scaled_size
 
 
 def _scaled(image, labels, factor):
@@ -74,6 +74,16 @@ DIAGNOSTICS = {
 }
 
 TTA = False  # --tta: average the 8 flips and rotations, as `fcn-nuclei predict --tta` does
+CURVE = 1.0  # --curve: a fixed gamma applied to the network's input after the contract's stretch (1: none)
+
+class CurvedNormalization(Normalization):
+    "The model's contract, then a fixed curve x ** CURVE on the stretched 0..255 image, for every channel rule but `rgb` (stained tissue keeps its colours) unless `--curve-rgb`."
+    curve_rgb = False
+    def prepare(self, image, channel=None, source='image'):
+        prepared, rule = super().prepare(image, channel, source)
+        if rule == 'rgb' and not self.curve_rgb: return prepared, rule
+        table = np.clip(255 * (np.arange(256) / 255.0) ** CURVE + 0.5, 0, 255).astype(np.uint8)
+        return table[prepared], rule
 
 def score(model, normalization, setting, image, labels, source, diameter=None, keep=None):
     "DSB score and diameter estimate of one (transformed) image, predicted as `fcn-nuclei predict` does (tiled when large); `keep` (a dict) receives the predicted labels under 'labels'."
@@ -103,6 +113,7 @@ def robustness(model_path: Path, samples, conditions, limit=None, progress=True)
         setting = dict(method='watershed', threshold=0.5, min_size=8, min_distance=5)
     else:
         model, normalization = load_model(model_path), model_normalization(model_path)
+        if CURVE != 1.0 and normalization is not None: normalization = CurvedNormalization(**vars(normalization))
         config = json.loads((model_path.parent/'config.json').read_text())
         setting = json.loads((model_path.parent/'postprocess.json').read_text())
     validation_ids = set(config.get('validation_ids') or split_ids(samples, config['validation_fraction'], config['seed'])[1])
@@ -246,6 +257,8 @@ def main():
     parser.add_argument('--conditions', nargs='+', default=list(CONDITIONS), choices=list(CONDITIONS) + list(DIAGNOSTICS), help='conditions to score (default: the robustness table); diagnostics: ' + '; '.join(DIAGNOSTICS))
     parser.add_argument('--tta', action='store_true', help='robustness: predict with test-time augmentation (the 8 flips and rotations)')
     parser.add_argument('--limit', type=int, default=None, help='score only the first N validation images (a quick look)')
+    parser.add_argument('--curve', type=float, default=1.0, help='robustness: a fixed gamma on the network input after the stretch, not for stained tissue (default 1: none)')
+    parser.add_argument('--curve-rgb', action='store_true', help='--curve: stained tissue (channel rule rgb) too')
     parser.add_argument('--figure', type=Path, default=None, help='instead: draw the two failures and their fix to this PNG (models: the model without a contract, then the one with it)')
     parser.add_argument('--recipe', action='store_true', help='instead: train the default recipe and variants without each of its parts, short budget (the models argument is ignored)')
     parser.add_argument('--phase', action='store_true', help='instead: score perfect labels shrunk x0.5 centred against the nearest-neighbour truth (no model)')
@@ -253,15 +266,15 @@ def main():
     parser.add_argument('--epochs', type=int, default=6, help='--loko: epochs per model (default: 6)')
     parser.add_argument('--crops-per-image', type=int, default=1, help='--loko: crops per image per epoch (default: 1)')
     arguments = parser.parse_args()
-    global TTA
-    TTA = arguments.tta
+    global TTA, CURVE
+    TTA, CURVE, CurvedNormalization.curve_rgb = arguments.tta, arguments.curve, arguments.curve_rgb
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
         samples = load_dsb(arguments.data, progress=False)
     import platform, subprocess
     result = dict(command='python ' + ' '.join(sys.argv), date=time.strftime('%Y-%m-%d %H:%M'),
                   machine=f"{os.cpu_count()} CPU cores, {platform.machine()}",
-                  commit=subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], capture_output=True, text=True).stdout.strip(), tta=TTA,
+                  commit=subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], capture_output=True, text=True).stdout.strip(), tta=TTA, curve=CURVE, curve_rgb=CurvedNormalization.curve_rgb,
                   **(dict(figure=failure_figure(*arguments.models, samples, arguments.figure)) if arguments.figure else
                      dict(recipe_ablation=recipe_ablation(samples, arguments.epochs, arguments.crops_per_image, arguments.limit or 40, arguments.conditions)) if arguments.recipe else
                      dict(leave_one_kind_out=leave_one_kind_out(samples, arguments.epochs, arguments.crops_per_image)) if arguments.loko else

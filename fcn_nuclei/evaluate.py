@@ -31,10 +31,11 @@ from .normalize import median_diameter, model_normalization, predict_native, res
 from .train import train
 
 # %% auto #0
-__all__ = ['DSB_THRESHOLDS', 'METHODS', 'LABEL_GROWTH', 'ENLARGED', 'ABLATION', 'intersection_table', 'object_scores',
-           'pixel_scores', 'probabilities_to_labels', 'scaled_labels', 'article_probabilities', 'postprocessing_grid',
-           'tune_postprocessing', 'held_out_tuning', 'evaluate', 'read_postprocessing', 'validate_postprocessing',
-           'default_postprocessing', 'show_extremes', 'write_evaluation', 'run_ablation']
+__all__ = ['DSB_THRESHOLDS', 'METHODS', 'LABEL_GROWTH', 'ENLARGED', 'FIGURE_DPI', 'ABLATION', 'intersection_table',
+           'object_scores', 'pixel_scores', 'probabilities_to_labels', 'scaled_labels', 'article_probabilities',
+           'postprocessing_grid', 'tune_postprocessing', 'held_out_tuning', 'evaluate', 'read_postprocessing',
+           'validate_postprocessing', 'default_postprocessing', 'outline_overlay', 'show_extremes', 'write_evaluation',
+           'run_ablation']
 
 # %% ../nbs/05_evaluation.ipynb #c74e3703
 def intersection_table(true_labels: np.ndarray, # (H, W) integer instance labels, 0 = background
@@ -323,8 +324,23 @@ def default_postprocessing(channels: int = 1) -> dict:
     return dict(method='watershed', threshold=0.5, min_size=8, min_distance=5)
 
 # %% ../nbs/05_evaluation.ipynb #fe219ce0
+FIGURE_DPI = 70  # extremes.png
+
+def outline_overlay(image: np.ndarray, # (H, W, 3) image
+                    true_labels: np.ndarray, # (H, W) true instance labels, outlined green
+                    predicted_labels: np.ndarray, # (H, W) predicted instance labels, outlined magenta
+                    width: int = 1, # Outline width in pixels, drawn inside each nucleus
+                   ) -> np.ndarray:
+    "The image as floats in 0..1 with both sets of outlines drawn on it, `width` pixels wide so that they survive a figure that shows a large image small."
+    overlay = segmentation.mark_boundaries(image, np.zeros(image.shape[:2], np.int32))  # the image as floats in 0..1, RGB
+    for labels, colour in ((true_labels, (0.1, 0.9, 0.2)), (predicted_labels, (1.0, 0.1, 0.9))):
+        outline = segmentation.find_boundaries(labels, mode='inner')
+        if width > 1: outline = ndimage.binary_dilation(outline, iterations=width - 1, mask=labels > 0)
+        overlay[outline] = colour
+    return overlay
+
 def show_extremes(samples: list[Sample], probabilities: list[np.ndarray], rows: list[dict], setting: dict, count: int = 3, size: float = 3.2):
-    "Figure: the `count` best and worst images by DSB score, true outlines green, predicted magenta."
+    "Figure: the `count` best and worst images by DSB score, true outlines green, predicted magenta, drawn wide enough to be seen at `FIGURE_DPI`."
     import matplotlib.pyplot as plt
     order = np.argsort([row['dsb'] for row in rows])
     chosen = list(order[::-1][:count]) + list(order[:count])
@@ -332,9 +348,8 @@ def show_extremes(samples: list[Sample], probabilities: list[np.ndarray], rows: 
     for axis, index in zip(axes.ravel(), chosen):
         sample = samples[index]
         predicted = scaled_labels(probabilities[index], setting, rows[index].get('scale') or 1.0)
-        overlay = segmentation.mark_boundaries(sample.image, sample.labels, color=(0.1, 0.9, 0.2))
-        overlay = segmentation.mark_boundaries(overlay, predicted, color=(1.0, 0.1, 0.9))
-        axis.imshow(overlay); axis.set_axis_off()
+        width = math.ceil(max(sample.image.shape[:2]) / (size * FIGURE_DPI))  # image pixels per figure pixel
+        axis.imshow(outline_overlay(sample.image, sample.labels, predicted, width)); axis.set_axis_off()
         axis.set_title(f"{sample.id[:10]} DSB {rows[index]['dsb']:.2f}\n{rows[index]['true']} true, {rows[index]['predicted']} predicted", fontsize=8)
     axes[0, 0].text(-0.1, 0.5, 'best', rotation=90, transform=axes[0, 0].transAxes, va='center', fontsize=11)
     axes[1, 0].text(-0.1, 0.5, 'worst', rotation=90, transform=axes[1, 0].transAxes, va='center', fontsize=11)
@@ -352,7 +367,7 @@ def write_evaluation(out: str | Path, summary: dict, rows: list[dict], figure=No
         with open(temporary, 'w', newline='') as handle:
             writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else ['id']); writer.writeheader(); writer.writerows(rows)
     write_atomic(out/'per_image.csv', write_rows)
-    if figure is not None: write_atomic(out/'extremes.png', lambda temporary: figure.savefig(temporary, dpi=70))
+    if figure is not None: write_atomic(out/'extremes.png', lambda temporary: figure.savefig(temporary, dpi=FIGURE_DPI))
     return out
 
 # %% ../nbs/05_evaluation.ipynb #b5b0ebbc
