@@ -30,7 +30,7 @@ from .onnx_engine import load_onnx_model
 from .outlines import require_roifile, write_geojson, write_imagej_rois
 
 # %% auto #0
-__all__ = ['OUTPUT_FORMATS', 'BLOCKWISE_PIXELS', 'ENGINES', 'PRETRAINED', 'tile_starts', 'predict_probabilities',
+__all__ = ['BLOCKWISE_PIXELS', 'OUTPUT_FORMATS', 'ENGINES', 'PRETRAINED', 'tile_starts', 'predict_probabilities',
            'load_postprocessing', 'predict_image', 'collect_inputs', 'PredictionReport', 'pixel_diameter',
            'segment_file', 'predict_paths', 'pretrained_path', 'resolve_model', 'load_pretrained']
 
@@ -109,6 +109,8 @@ def load_postprocessing(model_path: str | Path, model: keras.Model) -> dict:
     if stored.is_file(): return read_postprocessing(stored)
     return default_postprocessing(model.output_shape[-1])
 
+BLOCKWISE_PIXELS = 2048 * 2048  # images with more pixels, as read or at the working scale, are segmented block by block (`segment_blockwise`)
+
 def predict_image(model: keras.Model, # A trained model
                   image: np.ndarray, # An image as read (`read_array`): any dtype, grey or colour
                   postprocessing: dict | None = None, # Settings for `probabilities_to_labels` in pixels of the training scale (default: by output channels)
@@ -118,15 +120,27 @@ def predict_image(model: keras.Model, # A trained model
                   diameter: float | None = None, # Nucleus diameter in pixels; None: estimated (models with a training diameter)
                   channel: str | None = None, # Override the contract's channel rule
                   source: str = 'image', # Named in error messages
+                  blockwise_pixels: int = BLOCKWISE_PIXELS, # Above this many pixels at the working scale (small nuclei enlarge an image up to 16 times), segment block by block
+                  block: int = BLOCK, # Core side of a block at the working scale (`segment_blockwise`)
                  ) -> tuple[np.ndarray, dict]:
-    "Instance labels (H, W) `uint16` for one image, 0 = background, and what was done to it (channel rule, diameter, scale)."
+    "Instance labels (H, W) for one image, 0 = background, and what was done to it (channel rule, diameter, scale, and the number of blocks when it went block by block)."
+    postprocessing = postprocessing or default_postprocessing(model.output_shape[-1])
+    estimated = False
+    if normalization is not None and normalization.diameter:
+        check_request(normalization, diameter, channel)
+        prepared = normalization.prepare(image, channel, source)[0]
+        if diameter is None:  # estimated here, as `predict_native` would, to know the working size before choosing the route
+            diameter, estimated = estimate_diameter(model, prepared, normalization.diameter), True
+        if math.prod(scaled_size(*prepared.shape[:2], float(np.clip(normalization.diameter / diameter, *SCALE_LIMITS)))) > blockwise_pixels:
+            labels, info = segment_blockwise(model, image, normalization, postprocessing, lambda prepared: predict_probabilities(model, prepared, tile=tile or BLOCK_TILE, tta=tta),
+                                             diameter, channel, block=block)
+            return labels, {**info, 'estimated': estimated}
     probabilities, info = predict_native(model, image, normalization, lambda prepared: predict_probabilities(model, prepared, tile=tile, tta=tta),
                                          diameter=diameter, channel=channel, source=source)
-    return scaled_labels(probabilities, postprocessing or default_postprocessing(probabilities.shape[-1]), info['scale']), info
+    return scaled_labels(probabilities, postprocessing, info['scale']), {**info, 'estimated': estimated or info['estimated']}
 
 # %% ../nbs/07_inference.ipynb #2bbc75db
 OUTPUT_FORMATS = ('png', 'tiff', 'zarr')
-BLOCKWISE_PIXELS = 2048 * 2048  # images with more pixels are segmented block by block (`segment_blockwise`)
 ENGINES = ('keras', 'onnx')
 
 def collect_inputs(inputs: list[str | Path], # Image files, folders of images, or DSB-layout folders (`<id>/images/<id>.png`)
@@ -195,23 +209,18 @@ def segment_file(model: keras.Model, # A trained model
     diameter, source = pixel_diameter(path, diameter, diameter_um), open_image(path)
     size = dict(height=source.height, width=source.width)
     probabilities_of = lambda prepared: predict_probabilities(model, prepared, tile=tile, tta=tta)
-    estimated = False
     if source.height * source.width <= blockwise_pixels or normalization is None:  # a model without an input contract predicts whole, as before it
         image = source.read(0, 0, source.height, source.width)
-        if normalization is not None and normalization.diameter and not keep_probability:
-            if diameter is None:  # estimated here, as `predict_native` would, to know the working size before choosing the route
-                check_request(normalization, None, channel)
-                diameter, estimated = estimate_diameter(model, normalization.prepare(image, channel, str(path))[0], normalization.diameter), True
-            working_height, working_width = scaled_size(source.height, source.width, float(np.clip(normalization.diameter / diameter, *SCALE_LIMITS)))
-        if normalization is None or not normalization.diameter or keep_probability or working_height * working_width <= blockwise_pixels:
-            probability, info = predict_native(model, image, normalization, probabilities_of, diameter=diameter, channel=channel, source=path)
-            return scaled_labels(probability, postprocessing, info['scale']), probability if keep_probability else None, {**info, 'estimated': info['estimated'] or estimated, **size}
-        del image  # small nuclei: the enlarged image would hold too many pixels at once, so it goes block by block
+        if not keep_probability:  # whole, or in blocks where small nuclei make it large at the working scale
+            labels, info = predict_image(model, image, postprocessing, tile, tta, normalization, diameter, channel, str(path), blockwise_pixels, block)
+            return labels, None, {**info, **size}
+        probability, info = predict_native(model, image, normalization, probabilities_of, diameter=diameter, channel=channel, source=path)
+        return scaled_labels(probability, postprocessing, info['scale']), probability, {**info, **size}
     if source.height * source.width > max_pixels(): raise ValueError(f"{path}: {source.width}x{source.height} labels are too large to hold in memory (limit {max_pixels() / 1e6:.3g} MP): use --format zarr")
     if keep_probability: raise ValueError(f"{path}: images above {blockwise_pixels / 1e6:.3g} MP are segmented block by block, without one probability map: leave out --probabilities")
     labels, info = segment_blockwise(model, source, normalization, postprocessing, lambda prepared: predict_probabilities(model, prepared, tile=tile or BLOCK_TILE, tta=tta),
                                      diameter, channel, block=block)
-    return labels, None, {**info, 'estimated': info['estimated'] or estimated, **size}
+    return labels, None, {**info, **size}
 
 def predict_paths(model_path: str | Path, # A `.keras` model from `train`
                   inputs: list[str | Path], # Image files, folders of images, DSB-layout folders
