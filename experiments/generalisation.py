@@ -81,9 +81,7 @@ class CurvedNormalization(Normalization):
     curve_rgb = False
     def prepare(self, image, channel=None, source='image'):
         prepared, rule = super().prepare(image, channel, source)
-        if rule == 'rgb' and not self.curve_rgb: return prepared, rule
-        table = np.clip(255 * (np.arange(256) / 255.0) ** CURVE + 0.5, 0, 255).astype(np.uint8)
-        return table[prepared], rule
+        return (prepared if rule == 'rgb' and not self.curve_rgb else _gamma(prepared, CURVE)), rule
 
 def score(model, normalization, setting, image, labels, source, diameter=None, keep=None):
     "DSB score and diameter estimate of one (transformed) image, predicted as `fcn-nuclei predict` does (tiled when large); `keep` (a dict) receives the predicted labels under 'labels'."
