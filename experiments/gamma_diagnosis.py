@@ -8,6 +8,9 @@ the predicted nucleus area against the true one, and the mean IoU of the nuclei 
 but drawn too small keeps its match and loses IoU. Writes JSON that `nbs/06_generalisation.ipynb` reads.
 
     python experiments/gamma_diagnosis.py results/model_split/model.keras --data ../shared/dsb2018/stage1_train --out results/generalisation_gamma.json
+
+With --float-input, the contract's stretch is kept in floating point up to the network (no rounding to the 8-bit input
+`fcn-nuclei` feeds it): whether the levels the curve squeezes are lost in the file or in that last rounding.
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from pathlib import Path
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 import numpy as np
+from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from generalisation import CONDITIONS  # the 8-bit gamma of the robustness table
@@ -23,6 +27,7 @@ from fcn_nuclei.data import load_dsb
 from fcn_nuclei.evaluate import intersection_table, object_scores, scaled_labels
 from fcn_nuclei.files import write_atomic
 from fcn_nuclei.models import load_model
+import fcn_nuclei.normalize as normalize
 from fcn_nuclei.normalize import model_normalization, predict_native
 from fcn_nuclei.predict import predict_probabilities
 
@@ -32,6 +37,22 @@ VARIANTS = {
     'gamma 2, floating point': lambda image, labels: (((image / 255.0) ** 2.0 * 255.0).astype(np.float32), labels),
     'gamma 2, 16 bits': lambda image, labels: (np.round((image / 255.0) ** 2.0 * 65535.0).astype(np.uint16), labels),
 }
+
+def float_stretch(image, bounds):
+    "`normalize.apply_stretch` without its rounding: float32 0..255."
+    values = np.asarray(image)
+    if bounds is None: return np.zeros(values.shape, np.float32)
+    low, high = bounds
+    scaled = (values.astype(np.float64) - low) * (255.0 / (high - low))
+    return np.clip(np.nan_to_num(scaled, nan=0.0, posinf=255.0, neginf=0.0), 0, 255).astype(np.float32)
+
+def float_resize(image, height, width, box=None, _uint8_resize=normalize.resize_image):
+    "`normalize.resize_image` for a float32 image too (Pillow's 32-bit float mode, the same filters)."
+    if image.dtype == np.uint8: return _uint8_resize(image, height, width, box)
+    if image.shape[:2] == (height, width) and box is None: return image
+    method = Image.LANCZOS if height > (image.shape[0] if box is None else box[2] - box[0]) else Image.BILINEAR
+    channels = [np.asarray(Image.fromarray(np.ascontiguousarray(image[..., c], np.float32), 'F').resize((width, height), method, box=None if box is None else (box[1], box[0], box[3], box[2]))) for c in range(image.shape[-1])]
+    return np.clip(np.stack(channels, axis=-1), 0, 255)
 
 def matched_iou(true_labels, predicted_labels) -> tuple[float, int]:
     "Sum and count of the IoUs of the true nuclei matched at IoU > 0.5 (a match is unique at that threshold)."
@@ -46,8 +67,10 @@ if __name__ == '__main__':
     parser.add_argument('model', type=Path)
     parser.add_argument('--data', type=Path, required=True)
     parser.add_argument('--out', type=Path, required=True)
+    parser.add_argument('--float-input', action='store_true', help='feed the network the stretched image in floating point, not rounded to 8 bits')
     parser.add_argument('--limit', type=int, default=None, help='first N validation images only (a quick check)')
     arguments = parser.parse_args()
+    if arguments.float_input: normalize.apply_stretch, normalize.resize_image = float_stretch, float_resize  # predict_native and the diameter estimate look both up in their module
     model, normalization = load_model(arguments.model), model_normalization(arguments.model)
     config = json.loads((arguments.model.parent/'config.json').read_text())
     shipped = json.loads((arguments.model.parent/'postprocess.json').read_text())
@@ -75,6 +98,6 @@ if __name__ == '__main__':
             print(json.dumps(table[-1]), flush=True)
     commit = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], capture_output=True, text=True).stdout.strip()
     payload = dict(command='python experiments/gamma_diagnosis.py ' + ' '.join(sys.argv[1:]), date=time.strftime('%Y-%m-%d %H:%M'),
-                   machine=f"{os.cpu_count()} CPU cores, {platform.machine()}", commit=commit, model=str(arguments.model),
+                   machine=f"{os.cpu_count()} CPU cores, {platform.machine()}", commit=commit, model=str(arguments.model), float_input=arguments.float_input,
                    settings=settings, seconds=round(time.perf_counter() - started, 1), table=table)
     write_atomic(arguments.out, lambda temporary: Path(temporary).write_text(json.dumps(payload, indent=1) + '\n'))

@@ -75,6 +75,7 @@ DIAGNOSTICS = {
 
 TTA = False  # --tta: average the 8 flips and rotations, as `fcn-nuclei predict --tta` does
 CURVE = 1.0  # --curve: a fixed gamma applied to the network's input after the contract's stretch (1: none)
+ENSEMBLE = (1.0,)  # --ensemble: probabilities averaged over the network's input bent by each of these curves (grey inputs only)
 
 class CurvedNormalization(Normalization):
     "The model's contract, then a fixed curve x ** CURVE on the stretched 0..255 image, for every channel rule but `rgb` (stained tissue keeps its colours) unless `--curve-rgb`."
@@ -83,9 +84,14 @@ class CurvedNormalization(Normalization):
         prepared, rule = super().prepare(image, channel, source)
         return (prepared if rule == 'rgb' and not self.curve_rgb else _gamma(prepared, CURVE)), rule
 
+def ensemble_probabilities(model, prepared):
+    "Probabilities of a prepared image, averaged over the curves of `ENSEMBLE` when it is grey (stained tissue keeps its colours: one pass)."
+    curves = ENSEMBLE if _grey(prepared) else (1.0,)
+    return np.mean([predict_probabilities(model, prepared if curve == 1.0 else _gamma(prepared, curve), tta=TTA) for curve in curves], axis=0)
+
 def score(model, normalization, setting, image, labels, source, diameter=None, keep=None):
     "DSB score and diameter estimate of one (transformed) image, predicted as `fcn-nuclei predict` does (tiled when large); `keep` (a dict) receives the predicted labels under 'labels'."
-    probabilities, info = predict_native(model, image, normalization, lambda prepared: predict_probabilities(model, prepared, tta=TTA), diameter=diameter, source=source)
+    probabilities, info = predict_native(model, image, normalization, lambda prepared: ensemble_probabilities(model, prepared), diameter=diameter, source=source)
     predicted = scaled_labels(probabilities, setting, info['scale'])
     if keep is not None: keep['labels'] = predicted
     return dict(dsb=object_scores(labels, predicted)['dsb'], diameter=info['diameter'], true_diameter=median_diameter(labels))
@@ -257,6 +263,7 @@ def main():
     parser.add_argument('--limit', type=int, default=None, help='score only the first N validation images (a quick look)')
     parser.add_argument('--curve', type=float, default=1.0, help='robustness: a fixed gamma on the network input after the stretch, not for stained tissue (default 1: none)')
     parser.add_argument('--curve-rgb', action='store_true', help='--curve: stained tissue (channel rule rgb) too')
+    parser.add_argument('--ensemble', type=float, nargs='+', default=[1.0], help='robustness: average the probabilities of the network input bent by each of these curves, grey inputs only (default 1: one pass)')
     parser.add_argument('--figure', type=Path, default=None, help='instead: draw the two failures and their fix to this PNG (models: the model without a contract, then the one with it)')
     parser.add_argument('--recipe', action='store_true', help='instead: train the default recipe and variants without each of its parts, short budget (the models argument is ignored)')
     parser.add_argument('--phase', action='store_true', help='instead: score perfect labels shrunk x0.5 centred against the nearest-neighbour truth (no model)')
@@ -264,15 +271,15 @@ def main():
     parser.add_argument('--epochs', type=int, default=6, help='--loko: epochs per model (default: 6)')
     parser.add_argument('--crops-per-image', type=int, default=1, help='--loko: crops per image per epoch (default: 1)')
     arguments = parser.parse_args()
-    global TTA, CURVE
-    TTA, CURVE, CurvedNormalization.curve_rgb = arguments.tta, arguments.curve, arguments.curve_rgb
+    global TTA, CURVE, ENSEMBLE
+    TTA, CURVE, CurvedNormalization.curve_rgb, ENSEMBLE = arguments.tta, arguments.curve, arguments.curve_rgb, tuple(arguments.ensemble)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
         samples = load_dsb(arguments.data, progress=False)
     import platform, subprocess
     result = dict(command='python ' + ' '.join(sys.argv), date=time.strftime('%Y-%m-%d %H:%M'),
                   machine=f"{os.cpu_count()} CPU cores, {platform.machine()}",
-                  commit=subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], capture_output=True, text=True).stdout.strip(), tta=TTA, curve=CURVE, curve_rgb=CurvedNormalization.curve_rgb,
+                  commit=subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], capture_output=True, text=True).stdout.strip(), tta=TTA, curve=CURVE, curve_rgb=CurvedNormalization.curve_rgb, ensemble=list(ENSEMBLE),
                   **(dict(figure=failure_figure(*arguments.models, samples, arguments.figure)) if arguments.figure else
                      dict(recipe_ablation=recipe_ablation(samples, arguments.epochs, arguments.crops_per_image, arguments.limit or 40, arguments.conditions)) if arguments.recipe else
                      dict(leave_one_kind_out=leave_one_kind_out(samples, arguments.epochs, arguments.crops_per_image)) if arguments.loko else
