@@ -81,9 +81,9 @@ def detect_channel_rule(image: np.ndarray, # (H, W) or (H, W, C) image of any dt
     floor = min(np.percentile(values, 0.1) for values in channels)  # the image's darkest level, over all channels
     peaks = np.array([np.percentile(values, 99.8) for values in channels]) - floor
     if peaks.max() > 0 and peaks.min() <= EMPTY_CHANNEL * peaks.max(): return 'max'  # a grey image in one or two colour channels, whatever its background
-    low, background, high = np.percentile(brightest, (1, 50, 99.8))
-    if high <= low: return 'grey'
-    return 'rgb' if (background - low) / (high - low) > 0.5 else 'max'
+    background, high = np.percentile(brightest, (50, 99.8))
+    if high <= floor: return 'grey'
+    return 'rgb' if (background - floor) / (high - floor) > 0.5 else 'max'  # the typical pixel, between the darkest level of any channel and the brightest
 
 def apply_channel_rule(image: np.ndarray, # (H, W) or (H, W, C) image
                        rule: str, # One of `CHANNEL_RULES` except 'auto'
