@@ -17,7 +17,7 @@ import numpy as np
 import tifffile
 
 from .evaluate import scaled_labels
-from .files import check_intensities, read_array, require_zarr, tiff_axes
+from .files import check_intensities, check_pixels, check_tiff_storage, read_array, require_zarr, tiff_axes
 from .models import STRIDE, predict_padded
 from .normalize import (ESTIMATION_SIDE, ESTIMATION_STEPS, SCALE_LIMITS, Normalization, apply_intensity, check_request, estimate_diameter,
                         intensity_settings, resize_image, sample_step, resize_probabilities, scaled_size)
@@ -67,8 +67,9 @@ class LazyImage:
               ) -> np.ndarray:
         "Every k-th row and column, as `sample_pixels` takes them, read band by band so that memory stays small."
         step = sample_step(self.height, self.width, limit)
-        band = step * max(1, 2048 // step)
-        return np.concatenate([self.read(top, 0, min(top + band, self.height), self.width)[::step, ::step] for top in range(0, self.height, band)])
+        side = step * max(1, 2048 // step)  # regions of at most about 2048 x 2048 pixels, each copied down to its sample before the next is read
+        return np.concatenate([np.concatenate([self.read(top, left, min(top + side, self.height), min(left + side, self.width))[::step, ::step].copy()
+                                               for left in range(0, self.width, side)], axis=1) for top in range(0, self.height, side)])
 
 # %% ../nbs/07d_blockwise.ipynb #cb0a0647
 _OME_AXES = dict(c='C', y='Y', x='X', z='Z', t='T')
@@ -83,16 +84,21 @@ def _open_zarr(path: Path) -> LazyImage:
     zarr = require_zarr()
     try: opened = zarr.open(str(path), mode='r')
     except Exception as error: raise ValueError(f"{path}: not a readable Zarr array or group ({type(error).__name__}: {error})") from error
-    if hasattr(opened, 'shape'): return LazyImage(opened, name=str(path), two_channels=True)
+    if hasattr(opened, 'shape'): return _checked(LazyImage(opened, name=str(path), two_channels=True))
     attributes = opened.attrs.asdict()
     multiscales = attributes.get('multiscales') or attributes.get('ome', {}).get('multiscales')
     if multiscales:
         axes = multiscales[0].get('axes')
         letters = ''.join(_OME_AXES.get((axis['name'] if isinstance(axis, dict) else axis).lower(), 'Q') for axis in axes) if axes else None
-        return LazyImage(opened[multiscales[0]['datasets'][0]['path']], letters, str(path), two_channels=True)
+        return _checked(LazyImage(opened[multiscales[0]['datasets'][0]['path']], letters, str(path), two_channels=True))
     names = sorted(name for name, _ in opened.arrays())
     if not names: raise ValueError(f"{path}: a Zarr group without an image array")
-    return LazyImage(opened[names[0]], name=str(path), two_channels=True)
+    return _checked(LazyImage(opened[names[0]], name=str(path), two_channels=True))
+
+def _checked(image: LazyImage) -> LazyImage:
+    "`image`, unless it is larger than `max_pixels()` (`--max-pixels`), which every route honours."
+    check_pixels(image.name, image.height, image.width)
+    return image
 
 def open_image(path: str | Path, # An image file (PNG, JPEG, BMP, TIFF) or a Zarr / OME-Zarr folder
               ) -> LazyImage:
@@ -100,9 +106,10 @@ def open_image(path: str | Path, # An image file (PNG, JPEG, BMP, TIFF) or a Zar
     path = Path(path)
     if is_zarr(path): return _open_zarr(path)
     if path.suffix.lower() not in ('.tif', '.tiff') or not path.is_file() or path.stat().st_size == 0: return LazyImage(read_array(path), name=str(path))
-    try: axes = tiff_axes(path, check_size=False)
+    try: axes = tiff_axes(path)
     except ValueError: raise
     except Exception as error: raise ValueError(f"{path}: cannot decode image, the file is unreadable or truncated ({type(error).__name__}: {error})") from error
+    check_tiff_storage(path)
     try: return LazyImage(tifffile.memmap(path, mode='r'), axes, str(path), two_channels=True)  # uncompressed and contiguous
     except Exception: pass
     try:

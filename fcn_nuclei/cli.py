@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
+import warnings
 from pathlib import Path
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '0' if '--verbose' in sys.argv else '3')  # keep TensorFlow's start-up chatter (CUDA initialisation failures, oneDNN notices) off the terminal, before it is imported
+os.environ['TF_CPP_MIN_LOG_LEVEL'] = '0' if '--verbose' in sys.argv else '3'  # keep TensorFlow's start-up chatter (CUDA initialisation failures, oneDNN notices) off the terminal, before it is imported, whatever the user's shell sets (2 still shows the CUDA failure)
 
 def _import_tensorflow_quietly():
     "Import TensorFlow with the process's standard error pointed at /dev/null: the lines its C++ libraries print while loading ignore TF_CPP_MIN_LOG_LEVEL."
@@ -25,26 +27,30 @@ def _import_tensorflow_quietly():
     finally:
         os.dup2(saved, 2); os.close(saved); os.close(silent)
 
-_import_tensorflow_quietly()
-
-from . import __version__
-from .data import dataset_summary, load_dsb, markdown_table
-from .files import MAX_PIXELS, one_line, write_json
-from .pipeline import PROTOCOLS
-from .sources import download_bbbc038, resolve_data, write_synthetic_dataset
-from .models import DECODERS, STRIDE
-from .train import LOSSES, PRECISIONS, STRATEGIES, check_outside_data, train
-from .evaluate import evaluate, run_ablation, show_extremes, write_evaluation
-from .bioimageio_export import export_bioimageio
-from .blockwise import BLOCK
-from .distributed import DaskRunner, connect
-from .label_files import check_writable
-from .predict import ENGINES, OUTPUT_FORMATS, PRETRAINED, predict_paths, resolve_model
-from .normalize import CHANNEL_RULES, check_request, model_normalization
+try:  # Ctrl-C while the libraries load (a few seconds) ends the command with one line, like Ctrl-C later
+    _import_tensorflow_quietly()
+    from fcn_nuclei import __version__
+    from fcn_nuclei.data import dataset_summary, load_dsb, markdown_table
+    from fcn_nuclei.files import MAX_PIXELS, max_pixels, one_line, write_json
+    from fcn_nuclei.pipeline import PROTOCOLS
+    from fcn_nuclei.sources import download_bbbc038, resolve_data, write_synthetic_dataset
+    from fcn_nuclei.models import DECODERS, STRIDE
+    from fcn_nuclei.train import LOSSES, PRECISIONS, STRATEGIES, check_outside_data, train
+    from fcn_nuclei.evaluate import evaluate, run_ablation, show_extremes, write_evaluation
+    from fcn_nuclei.bioimageio_export import export_bioimageio
+    from fcn_nuclei.blockwise import BLOCK
+    from fcn_nuclei.distributed import DaskRunner, connect
+    from fcn_nuclei.label_files import check_writable
+    from fcn_nuclei.predict import ENGINES, OUTPUT_FORMATS, PRETRAINED, predict_paths, resolve_model
+    from fcn_nuclei.normalize import CHANNEL_RULES, check_request, model_normalization
+except KeyboardInterrupt:
+    print("fcn-nuclei: interrupted while starting; nothing was written", file=sys.stderr)
+    raise SystemExit(130) from None
 
 # %% auto #0
-__all__ = ['command_synth', 'command_summary', 'command_train', 'command_evaluate', 'command_ablation', 'diameter_argument',
-           'command_predict', 'command_tune', 'command_export_bioimageio', 'command_download', 'build_parser', 'main']
+__all__ = ['command_synth', 'command_summary', 'command_train', 'command_evaluate', 'command_ablation', 'model_argument',
+           'diameter_argument', 'command_predict', 'command_tune', 'command_export_bioimageio', 'command_download',
+           'build_parser', 'main']
 
 # %% ../nbs/09_cli.ipynb #2f621fba
 def _print_summary(folder: Path, as_json: bool):
@@ -124,6 +130,11 @@ def command_ablation(arguments) -> int:
     print(markdown_table(result['table']))
     return 0
 
+def model_argument(text: str) -> Path:
+    "A model argument (`resolve_model`), its error as argparse shows one: a line naming the shipped models."
+    try: return resolve_model(text)
+    except ValueError as error: raise argparse.ArgumentTypeError(str(error)) from None
+
 def diameter_argument(text: str) -> tuple[float, str]:
     "A `--diameter` value: (number, 'px') for '40' or '40px', (number, 'um') for '6um' or '6µm'."
     value, unit = text.strip().lower(), 'px'
@@ -148,16 +159,20 @@ def command_predict(arguments) -> int:
                                csv_path=arguments.csv, probabilities=arguments.probabilities, channel=arguments.channel,
                                diameter=arguments.diameter[0] if arguments.diameter and arguments.diameter[1] == 'px' else None,
                                diameter_um=arguments.diameter[0] if arguments.diameter and arguments.diameter[1] == 'um' else None, rois=arguments.rois, geojson=arguments.geojson, engine=arguments.engine, block=arguments.block,
-                               runner=DaskRunner(client, model_path, arguments.engine) if client else None)
+                               runner=DaskRunner(client, model_path, arguments.engine) if client else None, overwrite=arguments.overwrite)
     finally:
         if client is not None:
             client.close()
             if not arguments.scheduler: client.cluster.close()
     for path, reason in report.skipped: print(one_line(f"fcn-nuclei predict: skipped {path}: {reason}"), file=sys.stderr)
     for path, reason in report.failures: print(one_line(f"fcn-nuclei predict: failed: {reason}"), file=sys.stderr)
-    print(json.dumps(dict(written=len(report.written), failed=len(report.failures), skipped=len(report.skipped), nuclei=sum(report.nuclei.values()),
-                          seconds=round(report.seconds, 1), out=str(arguments.out))))
-    return 1 if report.failures else 0
+    if report.stopped: print(one_line(f"fcn-nuclei predict: stopped: {report.stopped}"), file=sys.stderr)
+    summary = dict(written=len(report.written), failed=len(report.failures), skipped=len(report.skipped), nuclei=sum(report.nuclei.values()),
+                   seconds=round(report.seconds, 1), out=str(arguments.out), stopped=report.stopped)
+    if arguments.json: print(json.dumps(summary))
+    else: print(one_line(f"{summary['written']} image{'s' * (summary['written'] != 1)} written, {summary['failed']} failed, {summary['skipped']} skipped, "
+                         f"{summary['nuclei']} nuclei, {summary['seconds']} s -> {arguments.out}{' (stopped early)' if report.stopped else ''}"))
+    return 2 if report.stopped else 1 if report.failures else 0
 
 def command_tune(arguments) -> int:
     "Choose the post-processing on a model's validation split; with --write, store it beside the model for `predict`."
@@ -228,10 +243,10 @@ def build_parser() -> argparse.ArgumentParser:
     training.add_argument('--gamma', type=float, nargs=3, default=None, metavar=('CHANCE', 'LOW', 'HIGH'), help='the random gamma: its chance per crop and its range (default: 0.5 0.5 2)')
     training.add_argument('--overwrite', action='store_true', help="replace the run in --out (its model, history and settings) instead of resuming it; without it, a different run's folder is refused")
     training.add_argument('--all-images', action='store_true', help='train on every image, the validation split included (a model to ship: its validation scores are then optimistic)')
-    training.add_argument('--initial-weights', type=resolve_model, default=None, metavar='MODEL', help="continue from a trained model (a .keras file from fcn-nuclei train, or dsb2018): its weights and normalisation, and its split when --data holds its validation images; the run is a new learning-rate cycle of --epochs")
+    training.add_argument('--initial-weights', type=model_argument, default=None, metavar='MODEL', help="continue from a trained model (a .keras file from fcn-nuclei train, or dsb2018): its weights and normalisation, and its split when --data holds its validation images; the run is a new learning-rate cycle of --epochs")
     training.set_defaults(handler=command_train)
     evaluation = commands.add_parser('evaluate', help='evaluate a trained model: pixel IoU, Dice, DSB score, per-image table, figure')
-    evaluation.add_argument('model', type=resolve_model, help='a .keras file written by fcn-nuclei train, or a shipped model by name (dsb2018)')
+    evaluation.add_argument('model', type=model_argument, help='a .keras file written by fcn-nuclei train, or a shipped model by name (dsb2018)')
     evaluation.add_argument('--data', default=None, help="dataset folder in the DSB layout (default: $FCN_NUCLEI_DATA, else synthetic)")
     evaluation.add_argument('--split', default='auto', choices=('auto', 'validation', 'all'), help="images to score (default: the model's validation split when the data is its training data, else all)")
     evaluation.add_argument('--tune', action='store_true', help='re-tune the post-processing on the validation split')
@@ -265,6 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
     prediction.add_argument('--dask', action='store_true', help="run the images, and the blocks of --format zarr outputs, on a local Dask cluster of --workers processes (needs: pip install 'fcn-nuclei[dask]')")
     prediction.add_argument('--workers', type=int, default=2, help='worker processes of the local Dask cluster (default: 2)')
     prediction.add_argument('--scheduler', default=None, metavar='ADDRESS', help='run on an existing Dask cluster instead, e.g. tcp://10.0.0.5:8786 (its workers need fcn-nuclei and the same paths to the inputs and outputs)')
+    prediction.add_argument('--overwrite', action='store_true', help="replace files in --out (and --csv) that an earlier fcn-nuclei predict did not write (without it they are refused, before any work)")
+    prediction.add_argument('--json', action='store_true', help='end with a JSON summary (written, failed, skipped, nuclei, seconds, out) instead of a line for people')
     prediction.set_defaults(handler=command_predict)
     tuning = commands.add_parser('tune', help="choose the post-processing on a model's validation split (--write stores it beside the model)")
     tuning.add_argument('model', type=Path, help='a .keras file written by fcn-nuclei train')
@@ -290,13 +307,19 @@ def main(argv: list[str] | None = None, # Arguments (default: `sys.argv[1:]`)
     arguments = build_parser().parse_args(argv)
     name = f"fcn-nuclei {arguments.command}"
     if getattr(arguments, 'max_pixels', None) is not None:
-        if not arguments.max_pixels > 0:
-            print(f"{name}: error: --max-pixels must be a positive number of megapixels, got {arguments.max_pixels}", file=sys.stderr)
+        if not (math.isfinite(arguments.max_pixels) and arguments.max_pixels * 1e6 >= 1):
+            print(f"{name}: error: --max-pixels must be a finite, positive number of megapixels, got {arguments.max_pixels}", file=sys.stderr)
             return 2
         os.environ['FCN_NUCLEI_MAX_PIXELS'] = str(int(arguments.max_pixels * 1e6))
-    try: return arguments.handler(arguments)
+    def show_warning(message, category, *_, **__):
+        "A warning as the command's own notes, one line each, without Python's file and source line."
+        for line in str(message).splitlines(): print(one_line(f"{name}: note: {line.strip()}"), file=sys.stderr)
+    shown, warnings.showwarning = warnings.showwarning, show_warning
+    try:
+        max_pixels()  # a bad $FCN_NUCLEI_MAX_PIXELS is one line now, not a failure per image later
+        return arguments.handler(arguments)
     except KeyboardInterrupt:
-        print(f"{name}: interrupted; files already finished are complete, nothing half-written was kept", file=sys.stderr)
+        print(f"{name}: interrupted; files already finished are complete{' and listed in predictions.csv' if arguments.command == 'predict' else ''}, nothing half-written was kept", file=sys.stderr)
         return 130
     except Exception as error:
         if arguments.debug: raise
@@ -305,3 +328,4 @@ def main(argv: list[str] | None = None, # Arguments (default: `sys.argv[1:]`)
         else: message = f"unexpected {type(error).__name__}: {error} (rerun with --debug for the traceback)"
         print(f"{name}: error: {message.splitlines()[0] if message.strip() else type(error).__name__}", file=sys.stderr)
         return 2 if isinstance(error, (ValueError, OSError)) else 1
+    finally: warnings.showwarning = shown

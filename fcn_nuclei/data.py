@@ -19,11 +19,11 @@ from skimage import segmentation
 from sklearn.model_selection import train_test_split
 from tqdm.auto import tqdm
 
-from .files import IMAGE_SUFFIXES, masks_to_labels, read_image
+from .files import IMAGE_SUFFIXES, masks_to_labels, one_line, read_image
 
 # %% auto #0
-__all__ = ['Sample', 'read_dsb_sample', 'list_dsb_samples', 'load_dsb', 'show_samples', 'dataset_summary', 'markdown_table',
-           'split_ids']
+__all__ = ['Sample', 'read_dsb_sample', 'list_dsb_samples', 'damaged_note', 'load_dsb', 'show_samples', 'dataset_summary',
+           'markdown_table', 'split_ids']
 
 # %% ../nbs/00_data.ipynb #49ef6b18
 @dataclass
@@ -84,22 +84,41 @@ def list_dsb_samples(root: str | Path, # A folder of `<id>/` sample folders
     if not folders: raise ValueError(f"{root}: no sample folders (expected <id>/images/<id>.png)")
     return folders
 
+def damaged_note(root: str | Path, # The dataset folder
+                 damaged: list[tuple[str, str]], # (sample folder, reason) pairs, as `load_dsb` collects them
+                 total: int, # Samples in the dataset
+                ) -> str:
+    "One message for the samples `load_dsb` left out: how many, and each with its reason, a line each."
+    return '\n'.join([f"{root}: {len(damaged)} of {total} samples left out, they cannot be read:"] + [f"  {reason}" for _, reason in damaged])
+
 def load_dsb(root: str | Path, # A folder of `<id>/` sample folders in the Kaggle DSB layout
              ids: list[str] | None = None, # Only these image ids (all when None)
              with_masks: bool = True, # Read masks too (False for unlabelled test sets)
              workers: int | None = None, # Decoding threads (default: one per core, at least 2)
              progress: bool = True, # Show a progress bar
+             damaged: list | None = None, # Receives (sample folder, reason) for each sample that cannot be read; None: a warning each
             ) -> list[Sample]:
-    "Load a DSB-layout dataset at native resolution, decoding samples in parallel threads."
+    "Load a DSB-layout dataset at native resolution, decoding samples in parallel threads; a damaged sample is named with its reason and left out, and only a dataset with none left is refused."
     folders = list_dsb_samples(root)
     if ids is not None:
         wanted = set(ids); folders = [f for f in folders if f.name in wanted]
         missing = wanted - {f.name for f in folders}
         if missing: raise ValueError(f"{root}: {len(missing)} requested ids not found, e.g. {sorted(missing)[0]}")
     workers = workers or max(2, os.cpu_count() or 1)
+    def read(folder):
+        "A sample, or the reason it cannot be read: every sample is checked in one pass."
+        try: return read_dsb_sample(folder, with_masks)
+        except Exception as error: return one_line(str(error) if isinstance(error, ValueError) else f"{folder}: {type(error).__name__}: {error}")
     with ThreadPoolExecutor(workers) as pool:
-        jobs = pool.map(lambda folder: read_dsb_sample(folder, with_masks), folders)
-        samples = list(tqdm(jobs, total=len(folders), desc=f'reading {Path(root).name}', unit='image', disable=None if progress else True, leave=False))
+        jobs = pool.map(read, folders)
+        results = list(tqdm(jobs, total=len(folders), desc=f'reading {Path(root).name}', unit='image', disable=None if progress else True, leave=False))
+    failed = [(str(folder), reason) for folder, reason in zip(folders, results) if isinstance(reason, str)]
+    samples = [sample for sample in results if not isinstance(sample, str)]
+    if failed and not samples: raise ValueError(f"{root}: none of its {len(folders)} samples can be read, e.g. {failed[0][1]}")
+    if damaged is not None: damaged.extend(failed)
+    elif failed: warnings.warn(damaged_note(root, failed, len(folders)), stacklevel=2)
+    empty = [s.id for s in samples if with_masks and s.labels is not None and not s.nuclei]
+    if empty: warnings.warn(f"{root}: {len(empty)} samples have no nucleus in masks/ (e.g. {empty[0]}); kept as images without nuclei", stacklevel=2)
     shared = [s for s in samples if s.shared_pixels]
     if shared:
         warnings.warn(f"{root}: {len(shared)} images have overlapping masks ({sum(s.shared_pixels for s in shared)} shared pixels); "

@@ -40,7 +40,7 @@ def connect(scheduler: str | None = None, # Address of a running Dask scheduler,
     try:
         if scheduler: return distributed.Client(scheduler, timeout='20s')
         cores = str(max(1, (os.cpu_count() or 1) // workers))  # Dask limits each worker's OpenMP/BLAS threads to 1; TensorFlow and NumPy may share the cores
-        cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=threads, processes=True, host='127.0.0.1', dashboard_address=None, silence_logs=logging.ERROR,
+        cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=threads, processes=True, host='127.0.0.1', dashboard_address=None, silence_logs=logging.CRITICAL,
                                            env=dict(OMP_NUM_THREADS=cores, MKL_NUM_THREADS=cores, OPENBLAS_NUM_THREADS=cores))
         return distributed.Client(cluster)
     except (OSError, TimeoutError, RuntimeError) as error: raise ValueError(f"cannot reach the Dask scheduler {scheduler or '(local)'}: {error}") from error

@@ -22,7 +22,7 @@ from scipy import ndimage
 from skimage import measure, segmentation, transform
 from skimage.feature import peak_local_max
 
-from .data import load_dsb, Sample, split_ids
+from .data import damaged_note, load_dsb, Sample, split_ids
 from .files import write_atomic, write_json
 from .pipeline import ARTICLE_SIZE
 from .sources import resolve_data
@@ -243,9 +243,11 @@ def evaluate(model_path: str | Path, # A `.keras` file from `train`
     normalization = model_normalization(model_path)
     data_folder = resolve_data(data) if samples is None else None
     if samples is None:
+        damaged = []
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')
-            samples = load_dsb(data_folder, progress=progress)
+            samples = load_dsb(data_folder, progress=progress, damaged=damaged)
+        if damaged: warnings.warn(damaged_note(data_folder, damaged, len(samples) + len(damaged)) + '\n  the scores are of the samples that remain', stacklevel=2)
     if split not in ('auto', 'validation', 'all'): raise ValueError(f"unknown split {split!r}: use 'auto', 'validation' or 'all'")
     recorded_ids = set(config.get('validation_ids') or [])
     recorded_path = config.get('data_path') or config.get('data', '')

@@ -7,6 +7,7 @@ Docs: https://fcn-nuclei.github.io/fcn_nuclei/image_files.html.md"""
 # %% ../nbs/10_image_files.ipynb #1b0a6196
 from __future__ import annotations
 
+import errno
 import io
 import json
 import math
@@ -27,9 +28,10 @@ except ImportError: from zlib import decompressobj as _inflater
 Image.MAX_IMAGE_PIXELS = None  # Pillow's decompression-bomb guard is replaced by our own limit (`MAX_PIXELS`), checked from each header before decoding
 
 # %% auto #0
-__all__ = ['IMAGE_SUFFIXES', 'MIN_IMAGE_SIDE', 'MAX_PIXELS', 'MICROMETRES', 'max_pixels', 'tiff_axes', 'check_intensities',
-           'read_array', 'to_rgb_uint8', 'read_image', 'masks_to_labels', 'list_images', 'read_labels',
-           'read_pixel_size', 'write_atomic', 'write_folder_atomic', 'write_json', 'require_zarr', 'one_line']
+__all__ = ['IMAGE_SUFFIXES', 'MIN_IMAGE_SIDE', 'MAX_PIXELS', 'SUSPICIOUS_RATIO', 'MICROMETRES', 'max_pixels', 'check_pixels',
+           'tiff_axes', 'check_tiff_storage', 'check_intensities', 'read_array', 'to_rgb_uint8', 'read_image',
+           'masks_to_labels', 'list_images', 'read_labels', 'read_pixel_size', 'write_atomic', 'write_folder_atomic',
+           'write_json', 'require_zarr', 'one_line']
 
 # %% ../nbs/10_image_files.ipynb #3dd35292
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.tif', '.tiff', '.bmp')
@@ -42,10 +44,14 @@ def max_pixels() -> int:
     "The largest image (in pixels) read without refusing: `MAX_PIXELS`, or `$FCN_NUCLEI_MAX_PIXELS`."
     value = os.environ.get('FCN_NUCLEI_MAX_PIXELS')
     if not value: return MAX_PIXELS
-    try: return int(float(value))
-    except ValueError: raise ValueError(f"FCN_NUCLEI_MAX_PIXELS must be a number of pixels, got {value!r}") from None
+    try: limit = float(value)
+    except ValueError: limit = math.nan
+    if not (math.isfinite(limit) and limit >= 1): raise ValueError(f"FCN_NUCLEI_MAX_PIXELS must be a finite, positive number of pixels, got {value!r}")
+    return int(limit)
 
-def _check_pixels(path: Path, height: int, width: int):
+def check_pixels(path: str | Path, # The image, named in the message
+                 height: int, width: int, # Its size as the file declares it
+                ):
     "Refuse an image larger than `max_pixels()` before it is decoded."
     if height * width > max_pixels():
         raise ValueError(f"{path}: image is {width}x{height} pixels ({height * width / 1e6:.3g} MP), above the limit of {max_pixels() / 1e6:.3g} MP (raise it with --max-pixels MP or $FCN_NUCLEI_MAX_PIXELS)")
@@ -58,6 +64,8 @@ def tiff_axes(path: str | Path, # A TIFF file
     with tifffile.TiffFile(path) as tiff:
         series = tiff.series[0]
         axes, shape = series.axes, series.shape
+        others = [other for other in tiff.series[1:] if other.shape[-2:] == shape[-2:] or other.shape[-3:-1] == shape[-2:]]  # thumbnails and previews are smaller
+    if others: raise ValueError(f"{path}: {len(others) + 1} separate images of the same size (TIFF series); fcn-nuclei segments one 2-D image per file: save each as its own file")
     kept = [(axis, size) for axis, size in zip(axes, shape) if size > 1 or axis in 'YX']
     extra = [(axis, size) for axis, size in kept if axis not in 'YXCS']
     if extra:
@@ -65,12 +73,31 @@ def tiff_axes(path: str | Path, # A TIFF file
         raise ValueError(f"{path}: a stack of {' x '.join(f'{size} {names.get(axis, axis)}' for axis, size in extra)} (axes {axes}); fcn-nuclei segments 2-D images: save one plane or a projection")
     channels = math.prod(size for axis, size in kept if axis in 'CS')
     if channels > 4 or len([axis for axis, _ in kept if axis in 'CS']) > 1: raise ValueError(f"{path}: {channels} channels (axes {axes}); fcn-nuclei reads 1 to 4: save the nuclear channel alone")
-    if check_size: _check_pixels(path, shape[axes.index('Y')], shape[axes.index('X')])
+    if 0 in shape: raise ValueError(f"{path}: the file is damaged: its header declares an image of shape {shape} (axes {axes})")
+    if check_size: check_pixels(path, shape[axes.index('Y')], shape[axes.index('X')])
     return axes
+
+SUSPICIOUS_RATIO = 10_000  # declared pixel bytes per stored byte above which a compressed TIFF is refused (deflate cannot pass about 1,000)
+
+def check_tiff_storage(path: str | Path, # A TIFF file
+                      ):
+    "Refuse a compressed TIFF that declares far more pixel bytes than it stores (`SUSPICIOUS_RATIO`), as tiles that all point at the same few bytes do: the mark of a decompression bomb, which would take memory and hours to decode."
+    path = Path(path)
+    with tifffile.TiffFile(path) as tiff:
+        page = tiff.pages[0]
+        if page.compression == 1: return  # uncompressed: the file holds what it declares, or reading it says it is short
+        pieces = [(offset, count) for offset, count in zip(page.dataoffsets, page.databytecounts) if count]
+        declared = page.nbytes
+    stored = sum(count for _, count in set(pieces))
+    if declared > SUSPICIOUS_RATIO * max(stored, 1) and declared > 64 * 2 ** 20:
+        shared = len(pieces) - len({offset for offset, _ in pieces})
+        raise ValueError(f"{path}: suspicious file, refused: it declares {page.imagewidth}x{page.imagelength} pixels ({declared / 2 ** 30:.3g} GiB) but stores {stored:,} bytes of them"
+                         + (f", {shared:,} of its {len(pieces):,} tiles or strips reusing another's bytes" if shared else '') + " (a decompression bomb); if it is genuine, save it uncompressed")
 
 def _read_tiff(path: Path) -> np.ndarray:
     "One 2-D image from a TIFF by its axes (`tiff_axes`): channels (C, S) kept and moved last, singleton axes dropped."
     axes = tiff_axes(path)
+    check_tiff_storage(path)
     with tifffile.TiffFile(path) as tiff: array = tiff.series[0].asarray()
     kept_axes = ''.join(axis for axis, size in zip(axes, array.shape) if size > 1 or axis in 'YX')
     array = array.reshape([size for axis, size in zip(axes, array.shape) if size > 1 or axis in 'YX'])
@@ -89,7 +116,12 @@ def read_array(path: str | Path, # An image file: PNG, JPEG, BMP or TIFF
               ) -> np.ndarray:
     "Decode an image file into a NumPy array as stored (EXIF orientation applied); raise `ValueError` naming the file if it cannot be read, is too large, or is not one 2-D image."
     path = Path(path)
-    if path.is_symlink() and not path.exists(): raise ValueError(f"{path}: a broken link, its target {os.readlink(path)} does not exist")
+    if path.is_symlink() and not path.exists():
+        try: os.stat(path)
+        except OSError as error:
+            if error.errno == errno.ELOOP: raise ValueError(f"{path}: a symbolic link that leads back to itself") from None
+        raise ValueError(f"{path}: a broken link, its target {os.readlink(path)} does not exist")
+    if path.exists() and not path.is_file() and not path.is_dir(): raise ValueError(f"{path}: not a regular file (a pipe, a socket or a device), not read")
     if not path.is_file(): raise ValueError(f"{path}: no such file")
     if path.stat().st_size == 0: raise ValueError(f"{path}: empty file (0 bytes)")
     try:
@@ -98,7 +130,9 @@ def read_array(path: str | Path, # An image file: PNG, JPEG, BMP or TIFF
         with warnings.catch_warnings():
             warnings.simplefilter('ignore', Image.DecompressionBombWarning)  # our own limit is checked below, before decoding
             with Image.open(path) as image:
-                _check_pixels(path, image.height, image.width)
+                check_pixels(path, image.height, image.width)
+                frames = getattr(image, 'n_frames', 1) if image.format in ('PNG', 'GIF') else 1  # APNG and GIF animations (a JPEG's preview frame is not one)
+                if frames > 1: raise ValueError(f"{path}: an animation of {frames} frames; fcn-nuclei segments one 2-D image per file: save each frame as its own file")
                 image.load()
                 image = ImageOps.exif_transpose(image)
                 if image.mode in _PIL_CONVERT: image = image.convert(_PIL_CONVERT[image.mode])
@@ -302,7 +336,7 @@ def read_pixel_size(path: str | Path, # An image file
                 return factor / per_unit if factor else None
             unit = page.tags.get('ResolutionUnit')
             return 1e4 / per_unit if unit is not None and int(unit.value) == 3 else None  # 3: centimetre; inches (2) describe screens, not microscopes
-    except (tifffile.TiffFileError, ValueError, KeyError, OSError): return None
+    except Exception: return None  # a damaged header says nothing trustworthy; reading the pixels names the damage
 
 # %% ../nbs/10_image_files.ipynb #704bca16
 def write_atomic(path: str | Path, # The file to write

@@ -7,6 +7,9 @@ Docs: https://fcn-nuclei.github.io/fcn_nuclei/label_files.html.md"""
 # %% ../nbs/10a_label_files.ipynb #0522a176
 from __future__ import annotations
 
+import csv
+import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -18,7 +21,7 @@ from .files import require_zarr, write_atomic, write_folder_atomic
 
 # %% auto #0
 __all__ = ['write_zarr_labels', 'write_label_image', 'rle_encode', 'rle_decode', 'labels_to_rle', 'check_writable',
-           'check_outputs']
+           'check_outputs', 'check_replaceable', 'remove_outputs']
 
 # %% ../nbs/10a_label_files.ipynb #ac081eec
 def write_zarr_labels(path: Path, # The `.zarr` folder to create (replaced if it exists)
@@ -101,14 +104,55 @@ def check_outputs(out: Path, # The output folder
                   inputs: list[Path], # Every file the run reads (images, model, its settings)
                  ):
     "Refuse, before any work, an output folder that holds an input, an output that is an input, and two outputs with one name."
-    resolved_out = out.resolve()
-    resolved_inputs = {path.resolve(): path for path in inputs}
+    resolve = lambda path: Path(os.path.realpath(path))  # a link that loops resolves to itself, instead of raising
+    resolved_out = resolve(out)
+    resolved_inputs = {resolve(path): path for path in inputs}
     for resolved, path in resolved_inputs.items():
         if resolved == resolved_out or resolved_out in resolved.parents: raise ValueError(f"{out}: the output folder holds the input {path}; choose a folder of its own")
     seen = {}
     for path in outputs:
-        resolved = path.resolve()
+        resolved = resolve(path)
         if resolved in resolved_inputs: raise ValueError(f"{path}: would overwrite the input {resolved_inputs[resolved]}")
         if resolved in seen: raise ValueError(f"{path}: two outputs would have this name")
         seen[resolved] = path
 
+
+# %% ../nbs/10a_label_files.ipynb #8f932c66
+def _unquoted(cell: str) -> str:
+    "A cell as written before `spreadsheet_safe` quoted it."
+    return cell[1:] if cell[:1] == "'" and cell[1:2] in ('=', '+', '-', '@', '\t', '\r') else cell
+
+def check_replaceable(out: Path, # The output folder
+                      planned: dict[str, list[Path]], # Image id -> the files the run writes for it
+                      csv_path: Path | None = None, # The run-length CSV the run writes, if any
+                      overwrite: bool = False, # Replace files that an earlier run did not write
+                     ) -> set[str]:
+    "The image ids that an earlier run wrote into `out` (from its `predictions.csv`); refuse, before any work, to replace a file no earlier run wrote unless `overwrite`."
+    table, earlier = out/'predictions.csv', set()
+    if table.is_file():
+        with open(table, newline='', encoding='utf-8', errors='replace') as handle:
+            reader = csv.reader(handle)
+            header = next(reader, [])
+            status = header.index('status') if 'status' in header else None  # a failed image's row: nothing of it was written
+            if header[:2] == ['id', 'file']: earlier = {_unquoted(row[0]) for row in reader if row and (status is None or row[status:status + 1] == ['ok'])}
+            elif not overwrite: raise ValueError(f"{table}: exists and was not written by fcn-nuclei predict; choose another --out, or give --overwrite to replace it")
+    if not overwrite:
+        for image_id, paths in planned.items():
+            mine = next((path for path in paths if path.exists() or path.is_symlink()), None)
+            if mine is not None and image_id not in earlier:
+                raise ValueError(f"{mine}: exists and was not written by fcn-nuclei predict (its image is not in {table}); move it, choose another --out, or give --overwrite to replace it")
+    if csv_path is not None:
+        csv_path = Path(csv_path)
+        if csv_path.is_symlink(): raise ValueError(f"{csv_path}: is a symbolic link; give the path of the file itself")
+        if csv_path.is_dir(): raise ValueError(f"{csv_path}: is a folder; give the path of a .csv file to write")
+        if csv_path.exists() and not overwrite:
+            with open(csv_path, 'rb') as handle: first = handle.readline().strip()
+            if first != b'ImageId,EncodedPixels': raise ValueError(f"{csv_path}: exists and is not a run-length CSV written by fcn-nuclei; choose another --csv, or give --overwrite to replace it")
+    return earlier
+
+def remove_outputs(paths: list[Path], # Files (or Zarr folders) an earlier run wrote
+                  ):
+    "Delete those of `paths` that exist: the results of an earlier run for an image that now fails."
+    for path in paths:
+        if path.is_dir() and not path.is_symlink(): shutil.rmtree(path)
+        elif path.exists() or path.is_symlink(): path.unlink()

@@ -181,6 +181,7 @@ def load_model(path: str | Path, # A `.keras` file from `train` or `Model.save`
     if len(shape) != 4 or shape[-1] != 3: raise ValueError(f"{path}: model takes inputs of shape {shape}; fcn_nuclei models take RGB images (N, H, W, 3)")
     if len(model.inputs) != 1 or len(model.outputs) != 1 or len(model.output_shape) != 4:
         raise ValueError(f"{path}: model has {len(model.inputs)} inputs and {len(model.outputs)} outputs; fcn_nuclei models map one image to one probability map")
+    model.fcn_nuclei_path = str(path)  # where its input contract and post-processing lie (config.json, postprocess.json), for `predict_image`'s defaults
     return model
 
 

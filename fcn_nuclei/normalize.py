@@ -335,12 +335,16 @@ def scale_postprocessing(setting: dict, # Post-processing settings, in pixels of
 def check_request(normalization: Normalization | None, # The model's contract (`model_normalization`)
                   diameter: float | None = None, # A nucleus diameter the user gave
                   channel: str | None = None, # A channel rule the user gave
+                  unit: str = 'px', # The diameter's unit: 'px', or 'um' (turned into pixels per image later)
                  ):
-    "Raise `ValueError`, before any image is read, for a `--diameter` or `--channel` that is invalid or that the model cannot honour."
+    "Raise `ValueError`, before any image is read, for a `--diameter` or `--channel` that is invalid or that the model cannot honour (a diameter it could only reach by rescaling beyond `SCALE_LIMITS`)."
     if diameter is not None and not (np.isfinite(diameter) and diameter > 0): raise ValueError(f"--diameter must be a positive number of pixels, got {diameter}")
     if channel is not None and channel not in CHANNEL_RULES: raise ValueError(f"unknown channel rule {channel!r}: use one of {CHANNEL_RULES}")
     if normalization is None and (diameter is not None or channel is not None): raise ValueError("this model stores no input contract (trained before it existed): --diameter and --channel need a model trained with normalisation")
     if normalization is not None and not normalization.diameter and diameter is not None: raise ValueError("this model was trained at native scale: it has no training diameter to rescale --diameter to")
+    if normalization is not None and normalization.diameter and diameter is not None and unit == 'px' and not SCALE_LIMITS[0] <= normalization.diameter / diameter <= SCALE_LIMITS[1]:
+        low, high = normalization.diameter / SCALE_LIMITS[1], normalization.diameter / SCALE_LIMITS[0]
+        raise ValueError(f"--diameter {diameter:g} px is beyond what this model can rescale to its training diameter of {normalization.diameter:g} px: give a nucleus diameter between {low:.3g} and {high:.3g} px")
 
 def predict_native(model: keras.Model, # A trained model
                    image: np.ndarray, # An image as read from its file (`read_array`), any dtype and channels

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import importlib.resources
 import math
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -21,7 +22,8 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from .blockwise import BLOCK, BLOCK_TILE, is_zarr, open_image, segment_blockwise
-from .label_files import check_outputs, check_writable, labels_to_rle, write_label_image, write_zarr_labels
+from .batch import RunStopped, captured_messages, failure_reason, is_disk_full, spreadsheet_safe, write_table
+from .label_files import check_outputs, check_replaceable, check_writable, labels_to_rle, remove_outputs, write_label_image, write_zarr_labels
 from .files import IMAGE_SUFFIXES, max_pixels, list_images, one_line, read_pixel_size, require_zarr, write_atomic
 from .evaluate import default_postprocessing, read_postprocessing, scaled_labels
 from .models import STRIDE, call_model, load_model, pad_to_stride
@@ -113,18 +115,22 @@ BLOCKWISE_PIXELS = 2048 * 2048  # images with more pixels, as read or at the wor
 
 def predict_image(model: keras.Model, # A trained model
                   image: np.ndarray, # An image as read (`read_array`): any dtype, grey or colour
-                  postprocessing: dict | None = None, # Settings for `probabilities_to_labels` in pixels of the training scale (default: by output channels)
+                  postprocessing: dict | None = None, # Settings for `probabilities_to_labels` in pixels of the training scale (default: the model's `postprocess.json`, as `predict` uses it)
                   tile: int | None = None, # Tile side for large images (None: automatic)
                   tta: bool = False, # Test-time augmentation
-                  normalization: Normalization | None = None, # The model's input contract (`model_normalization`); None: legacy, native scale
+                  normalization: Normalization | None | str = 'model', # The input contract: 'model', the one stored beside a model from `load_model` (as `predict` uses it); a `Normalization`; None: legacy, native scale
                   diameter: float | None = None, # Nucleus diameter in pixels; None: estimated (models with a training diameter)
                   channel: str | None = None, # Override the contract's channel rule
                   source: str = 'image', # Named in error messages
                   blockwise_pixels: int = BLOCKWISE_PIXELS, # Above this many pixels at the working scale (small nuclei enlarge an image up to 16 times), segment block by block
                   block: int = BLOCK, # Core side of a block at the working scale (`segment_blockwise`)
                  ) -> tuple[np.ndarray, dict]:
-    "Instance labels (H, W) for one image, 0 = background, and what was done to it (channel rule, diameter, scale, and the number of blocks when it went block by block)."
-    postprocessing = postprocessing or default_postprocessing(model.output_shape[-1])
+    "Instance labels (H, W) for one image, 0 = background, and what was done to it (channel rule, diameter, scale, and the number of blocks when it went block by block); by default with the model's own contract and post-processing, as `predict` segments a file."
+    model_path = getattr(model, 'fcn_nuclei_path', None)  # set by `load_model`
+    if isinstance(normalization, str):
+        if normalization != 'model': raise ValueError(f"normalization must be 'model', a Normalization or None, got {normalization!r}")
+        normalization = model_normalization(model_path) if model_path else None
+    postprocessing = postprocessing or (load_postprocessing(model_path, model) if model_path else default_postprocessing(model.output_shape[-1]))
     estimated = False
     if normalization is not None and normalization.diameter:
         check_request(normalization, diameter, channel)
@@ -164,9 +170,13 @@ def collect_inputs(inputs: list[str | Path], # Image files, folders of images, o
                             if path.is_file() and not path.name.startswith('.') and path.suffix.lower() not in IMAGE_SUFFIXES]
                 skipped += [(str(path), 'a folder, not an image file') for path in sorted(item.iterdir())
                             if path.is_dir() and path.suffix.lower() in IMAGE_SUFFIXES and not (path/'images').is_dir()]
-        elif item.is_symlink(): found.append((item.stem, item))  # a broken link fails, with its own line
+                skipped += [(str(path), 'not a regular file (a pipe, a socket or a device)') for path in sorted(item.iterdir())
+                            if path.exists() and not path.is_file() and not path.is_dir()]
+        elif item.is_symlink() or item.exists(): found.append((item.stem, item))  # a broken link, a pipe or a device fails, with its own line
         else: raise ValueError(f"{item}: no such file or folder")
     if not found and inputs and all(Path(item).exists() for item in inputs): raise ValueError(f"no image files found in {', '.join(map(str, inputs))}")
+    seen = set()  # one file named twice (or a folder and a file in it) is read once
+    found = [(image_id, path) for image_id, path in found if not (os.path.realpath(path) in seen or seen.add(os.path.realpath(path)))]
     ids = [image_id for image_id, _ in found]
     duplicates = sorted({image_id for image_id in ids if ids.count(image_id) > 1})
     if duplicates: raise ValueError(f"two inputs share the name {duplicates[0]!r}; their outputs would overwrite each other")
@@ -180,6 +190,7 @@ class PredictionReport:
     failures: list[tuple[str, str]] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # files in the input folders that were not read, and why
     seconds: float = 0.0
+    stopped: str = ''  # why the run stopped before its last file (a full disk), if it did
 
 # %% ../nbs/07_inference.ipynb #d12482e5
 def pixel_diameter(path: str | Path, # An image file
@@ -222,6 +233,11 @@ def segment_file(model: keras.Model, # A trained model
                                      diameter, channel, block=block)
     return labels, None, {**info, **size}
 
+def _plan_outputs(out: Path, image_id: str, suffix: str, probabilities: bool, rois: bool, geojson: bool) -> list[Path]:
+    "The files `predict_paths` writes for one image."
+    return ([out/f'{image_id}{suffix}'] + ([out/f'{image_id}_probability.png'] if probabilities else []) +
+            ([out/f'{image_id}_rois.zip'] if rois else []) + ([out/f'{image_id}.geojson'] if geojson else []))
+
 def predict_paths(model_path: str | Path, # A `.keras` model from `train`
                   inputs: list[str | Path], # Image files, folders of images, DSB-layout folders
                   out: str | Path, # Output folder
@@ -240,8 +256,9 @@ def predict_paths(model_path: str | Path, # A `.keras` model from `train`
                   blockwise_pixels: int = BLOCKWISE_PIXELS, # Images with more pixels are segmented block by block, in bounded memory
                   block: int = BLOCK, # Core side of a block at the working scale (`segment_blockwise`)
                   runner=None, # Runs the images, and the blocks of Zarr outputs, elsewhere (`fcn_nuclei.distributed.DaskRunner`); None: here, one after another
+                  overwrite: bool = False, # Replace files in `out` (and `csv_path`) that an earlier run of `predict` did not write
                  ) -> PredictionReport:
-    "Predict instance labels for every input image and write `predictions.csv` (diameter, scale, nuclei per image); bad files are reported, not fatal; inputs are never written."
+    "Predict instance labels for every input image and write `predictions.csv` (a status, diameter, scale and nuclei per image); a file that fails is reported and the others go on; a full disk stops the run; inputs, and files this tool did not write, are never replaced."
     if output_format not in OUTPUT_FORMATS: raise ValueError(f"unknown format {output_format!r}: use one of {OUTPUT_FORMATS}")
     if engine not in ENGINES: raise ValueError(f"unknown engine {engine!r}: use one of {ENGINES}")
     if tile is not None and (tile < STRIDE or tile % STRIDE): raise ValueError(f"--tile must be a positive multiple of {STRIDE}, got {tile}")
@@ -253,20 +270,18 @@ def predict_paths(model_path: str | Path, # A `.keras` model from `train`
     if output_format == 'zarr':
         require_zarr()
         if csv_path or probabilities or rois or geojson: raise ValueError('--format zarr writes the label images alone: --csv, --probabilities, --rois and --geojson need labels in memory (png or tiff)')
-    outputs = [out/f'{image_id}{suffix}' for image_id, _ in items] + [out/'predictions.csv']
-    outputs += [out/f'{image_id}_probability.png' for image_id, _ in items] if probabilities else []
-    outputs += [Path(csv_path)] if csv_path else []
-    outputs += [out/f'{image_id}_rois.zip' for image_id, _ in items] if rois else []
-    outputs += [out/f'{image_id}.geojson' for image_id, _ in items] if geojson else []
+    planned = {image_id: _plan_outputs(out, image_id, suffix, probabilities, rois, geojson) for image_id, _ in items}
+    outputs = [path for paths in planned.values() for path in paths] + [out/'predictions.csv'] + ([Path(csv_path)] if csv_path else [])
     if rois: require_roifile()  # before any work
     settings = [model_path.parent/name for name in ('config.json', 'postprocess.json') if (model_path.parent/name).exists()]
     check_outputs(out, outputs, [path for _, path in items] + [model_path] + settings)
+    earlier = check_replaceable(out, planned, csv_path, overwrite)
     model = load_onnx_model(model_path) if engine == 'onnx' else load_model(model_path)
     postprocessing = load_postprocessing(model_path, model)
     normalization = model_normalization(model_path)
     if diameter is not None and diameter_um is not None: raise ValueError("give the nucleus diameter once: in pixels or in micrometres")
     if diameter_um is not None and not (math.isfinite(diameter_um) and diameter_um > 0): raise ValueError(f"--diameter must be a positive length, got {diameter_um} um")
-    check_request(normalization, diameter if diameter_um is None else diameter_um, channel)
+    check_request(normalization, diameter if diameter_um is None else diameter_um, channel, 'px' if diameter_um is None else 'um')
     check_writable(out, 'label images')
     if csv_path: check_writable(Path(csv_path).parent, 'run-length CSV')
     started, rows, table = time.perf_counter(), [], []
@@ -282,39 +297,53 @@ def predict_paths(model_path: str | Path, # A `.keras` model from `train`
         if rois: write_imagej_rois(out/f'{image_id}_rois.zip', labels)
         if geojson: write_geojson(out/f'{image_id}.geojson', labels)
 
+    def segment(image_id: str, path: Path) -> dict:
+        "Segment one input and write its files; what was done to it."
+        pixel_size = read_pixel_size(path)
+        if output_format == 'zarr':
+            source, image_diameter = open_image(path), pixel_diameter(path, diameter, diameter_um)
+            info = dict(height=source.height, width=source.width)
+            run_blocks = runner.block_runner(path, tile, tta) if runner is not None else None
+            def fill(labels): info.update(segment_blockwise(model, source, normalization, postprocessing, lambda prepared: predict_probabilities(model, prepared, tile=tile or BLOCK_TILE, tta=tta),
+                                                             image_diameter, channel, block=block, out=labels, run_blocks=run_blocks)[1])
+            write_zarr_labels(out/f'{image_id}.zarr', fill, (source.height, source.width), pixel_size)
+            report.written.append(out/f'{image_id}.zarr'); report.nuclei[image_id] = info['nuclei']
+        else:
+            labels, probability, info = pending.pop(path).result() if pending else segment_file(model, path, normalization, postprocessing, **options)
+            finish(image_id, labels, probability, pixel_size)
+        return dict(pixel_size_um=pixel_size, **info)
+
+    def write_tables():
+        "predictions.csv (a row per input) and the run-length CSV, of what finished."
+        if table: write_table(out/'predictions.csv', table)
+        if csv_path:
+            def write_csv(temporary):
+                with open(temporary, 'w', newline='', encoding='utf-8', errors='backslashreplace') as handle:
+                    writer = csv.writer(handle); writer.writerow(['ImageId', 'EncodedPixels']); writer.writerows((spreadsheet_safe(image_id), encoded) for image_id, encoded in rows)
+            write_atomic(Path(csv_path), write_csv)
+
     options = dict(tile=tile, tta=tta, diameter=diameter, channel=channel, diameter_um=diameter_um, keep_probability=probabilities, blockwise_pixels=blockwise_pixels, block=block)
     pending = {path: runner.submit_file(path, options) for _, path in items} if runner is not None and output_format != 'zarr' else {}
-    for image_id, path in tqdm(items, desc='predicting', unit='image', disable=None if progress else True, leave=False):
-        try:
-            pixel_size = read_pixel_size(path)
-            if output_format == 'zarr':
-                source, image_diameter = open_image(path), pixel_diameter(path, diameter, diameter_um)
-                info = dict(height=source.height, width=source.width)
-                run_blocks = runner.block_runner(path, tile, tta) if runner is not None else None
-                def fill(labels): info.update(segment_blockwise(model, source, normalization, postprocessing, lambda prepared: predict_probabilities(model, prepared, tile=tile or BLOCK_TILE, tta=tta),
-                                                                 image_diameter, channel, block=block, out=labels, run_blocks=run_blocks)[1])
-                write_zarr_labels(out/f'{image_id}.zarr', fill, (source.height, source.width), pixel_size)
-                report.written.append(out/f'{image_id}.zarr'); report.nuclei[image_id] = info['nuclei']
-            else:
-                labels, probability, info = pending.pop(path).result() if pending else segment_file(model, path, normalization, postprocessing, **options)
-                finish(image_id, labels, probability, pixel_size)
-            table.append(dict(id=image_id, file=str(path), height=info['height'], width=info['width'], pixel_size_um=pixel_size, channel=info['channel'],
+    try:
+        for image_id, path in tqdm(items, desc='predicting', unit='image', disable=None if progress else True, leave=False):
+            with captured_messages() as messages:  # the libraries' own lines become this file's reason, or are dropped
+                try: info = segment(image_id, path)
+                except Exception as error:  # the file is the unit of failure, whatever went wrong
+                    if is_disk_full(error): raise RunStopped(f"{out}: the disk is full; stopped at {path} (the files written before it are complete)") from None
+                    report.failures.append((str(path), failure_reason(path, error, messages)))
+                    table.append(dict(id=image_id, file=str(path), status=f"failed: {report.failures[-1][1].removeprefix(one_line(path) + ': ')}"))
+                    if image_id in earlier: remove_outputs(planned[image_id])  # no label image of an earlier run beside an input that now fails
+                    continue
+            table.append(dict(id=image_id, file=str(path), status='ok', height=info['height'], width=info['width'], pixel_size_um=info['pixel_size_um'], channel=info['channel'],
                               diameter=info['diameter'], diameter_estimated=info['estimated'], scale=info['scale'], nuclei=report.nuclei[image_id]))
             if progress and info['diameter']:
                 tqdm.write(f"{one_line(image_id)}: diameter {info['diameter']:.1f} px ({'estimated' if info['estimated'] else 'given'}), channel {info['channel']}, {report.nuclei[image_id]} nuclei", file=sys.stderr)
-        except ValueError as error: report.failures.append((str(path), str(error) if str(path) in str(error) else f"{path}: {error}"))
-        except (OSError, MemoryError, RuntimeError) as error:  # one image's failure (a full disk, too little memory) must not lose the others
-            report.failures.append((str(path), f"{path}: {type(error).__name__}: {error}"))
-    if table:
-        def write_table(temporary):
-            with open(temporary, 'w', newline='') as handle:
-                writer = csv.DictWriter(handle, fieldnames=list(table[0])); writer.writeheader(); writer.writerows(table)
-        write_atomic(out/'predictions.csv', write_table)
-    if csv_path:
-        def write_csv(temporary):
-            with open(temporary, 'w', newline='') as handle:
-                writer = csv.writer(handle); writer.writerow(['ImageId', 'EncodedPixels']); writer.writerows(rows)
-        write_atomic(Path(csv_path), write_csv)
+    except RunStopped as stop: report.stopped = str(stop)
+    finally:  # also on Ctrl-C: the rows of the images that finished
+        try: write_tables()
+        except OSError as error:
+            if not is_disk_full(error): raise
+            report.stopped = report.stopped or f"{out}: the disk is full; predictions.csv{' and ' + str(csv_path) if csv_path else ''} could not be written (the label images written are complete)"
     report.seconds = time.perf_counter() - started
     return report
 
@@ -333,7 +362,10 @@ def resolve_model(model: str | Path | None = None, # A name in `PRETRAINED`, a p
                  ) -> Path:
     "The `.keras` file a user's model argument names."
     if model is None or str(model) in PRETRAINED: return pretrained_path(str(model or 'dsb2018'))
-    return Path(model)
+    path = Path(model)
+    if not path.exists() and not path.suffix and len(path.parts) == 1:  # a name, not a path: a shipped model misspelt or not shipped
+        raise ValueError(f"{model}: no shipped model of that name and no such file: the shipped models are {', '.join(sorted(PRETRAINED))}; or give the path of a .keras file")
+    return path
 
 def load_pretrained(name: str = 'dsb2018', # A name in `PRETRAINED`
                    ) -> keras.Model:

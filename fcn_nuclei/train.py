@@ -26,7 +26,7 @@ import tensorflow as tf
 from keras import ops
 
 from . import __version__
-from .data import load_dsb, split_ids
+from .data import damaged_note, load_dsb, split_ids
 from .files import write_atomic, write_json
 from .pipeline import GAMMA_RANGE, INTENSITY_AUGMENTATIONS, make_dataset, PROTOCOLS
 from .sources import resolve_data
@@ -250,9 +250,14 @@ def _training_samples(data, samples, out, verbose, protocol, crop, split, valida
     if samples is None:
         data_folder = resolve_data(data)
         check_outside_data(out, data_folder)
+        damaged = []
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')
-            samples = load_dsb(data_folder, progress=verbose != 0)
+            samples = load_dsb(data_folder, progress=verbose != 0, damaged=damaged)
+        if damaged:
+            kept_split = split is None and held_out and set(held_out) <= {s.id for s in samples}
+            warnings.warn(damaged_note(data_folder, damaged, len(samples) + len(damaged)) + ("\n  the run's recorded split is kept" if kept_split or split else
+                          f"\n  the split is drawn from the {len(samples)} that remain, so it differs from a split of all {len(samples) + len(damaged)}"), stacklevel=3)
     if len(samples) < 2: raise ValueError(f"{data_folder or 'samples'}: need at least 2 labelled images, found {len(samples)}")
     largest = max(max(s.image.shape[:2]) for s in samples)
     if protocol == 'native' and crop > largest: raise ValueError(f"crop {crop} is larger than every image (largest side {largest}); choose a smaller --crop")
@@ -354,6 +359,7 @@ def train(data: str | Path | None = None, # Dataset folder, 'synthetic' or 'bbbc
     "Train an FCN and write model, history, config, metrics and curves to `out`; return the metrics."
     _check_settings(variant, protocol, loss, strategy, crop, batch_size, epochs, out)
     if precision not in PRECISIONS: raise ValueError(f"unknown precision {precision!r}: choose one of {PRECISIONS}")
+    if not (math.isfinite(learning_rate) and learning_rate > 0): raise ValueError(f"--learning-rate must be a positive, finite number, got {learning_rate}")
     if contours and protocol != 'native': raise ValueError("contours need the native protocol (--protocol native)")
     initial = read_initial_model(initial_weights, variant, protocol, contours) if initial_weights is not None else None
     distribution = make_strategy(strategy)  # first: multi-worker set-up must precede other TensorFlow work
