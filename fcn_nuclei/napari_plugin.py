@@ -8,11 +8,13 @@ Docs: https://fcn-nuclei.github.io/fcn_nuclei/napari.html.md"""
 from __future__ import annotations
 
 import functools
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from .batch import captured_messages, failure_reason
 from .files import MICROMETRES, read_labels, read_pixel_size
 from .sources import synthesize_sample
 
@@ -70,8 +72,13 @@ def get_reader(path: str | list[str], # What napari opens: one path, or a list t
     "napari reader hook: a function returning the files' Labels layers, or None when a path is not a one-channel integer PNG or TIFF."
     paths = [path] if isinstance(path, (str, Path)) else list(path)
     if not paths or any(Path(p).suffix.lower() not in LABEL_SUFFIXES or not Path(p).is_file() for p in paths): return None
-    try: layers = [read_label_layer(p) for p in paths]
-    except (ValueError, OSError): return None  # not a label image (colour, float, unreadable): napari tries its other readers
+    layers, failures = [], []
+    for path_ in paths:  # each file fails alone, as in `predict`
+        with captured_messages() as messages:
+            try: layers.append(read_label_layer(path_))
+            except Exception as error: failures.append(failure_reason(path_, error, messages))
+    if not layers: return None  # not a label image (colour, float, unreadable): napari tries its other readers
+    for reason in failures: warnings.warn(f"not opened: {reason}", stacklevel=2)  # napari shows it as a notification
     return lambda _: layers
 
 def write_labels(path: str | Path, # The file to write: `.png` or `.tif`/`.tiff` (none: `.png` is added)
