@@ -164,6 +164,7 @@ def collect_inputs(inputs: list[str | Path], # Image files, folders of images, o
         elif item.is_dir():
             found += collect_inputs(sorted(folder for folder in item.iterdir() if (folder/'images').is_dir()), skipped)
             found += [(path.stem, path) for path in list_images(item)]
+            found += [(path.name.removesuffix('.zarr').removesuffix('.ome'), path) for path in sorted(item.iterdir()) if path.is_dir() and is_zarr(path)]  # Zarr arrays in the folder
             found += [(path.stem, path) for path in sorted(item.iterdir()) if path.is_symlink() and not path.exists() and path.suffix.lower() in IMAGE_SUFFIXES]  # a broken link fails, with its own line
             if skipped is not None:
                 skipped += [(str(path), 'not an image file (' + ', '.join(IMAGE_SUFFIXES) + ')') for path in sorted(item.iterdir())
