@@ -58,7 +58,8 @@ def failure_reason(path: str | Path, # The file that failed
                    messages: list[str] = (), # What the libraries said meanwhile (`captured_messages`)
                   ) -> str:
     "One line of words naming `path`: why it failed."
-    said = next((re.sub(r'<[^>]*> ', '', message) for message in messages if not message.startswith('UserWarning: ')), None)  # tifffile's lines begin with the object that logged them
+    said = next((re.sub(r'<[^>]*> ', '', message) for message in messages  # a reader's complaint; tifffile's lines begin with the object that logged them
+                 if not message.startswith(('UserWarning: ', 'DeprecationWarning: ', 'FutureWarning: ', 'PendingDeprecationWarning: '))), None)
     name = str(path)
     if isinstance(error, ValueError) and not isinstance(error, UnicodeError):
         text = str(error) if name in str(error) else f"{name}: {error}"
