@@ -13,7 +13,7 @@ from pathlib import Path
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 import numpy as np
 
-from fcn_nuclei.evaluate import probabilities_to_labels
+from fcn_nuclei.postprocess import probabilities_to_labels
 from fcn_nuclei.files import write_json
 from fcn_nuclei.models import load_model
 from fcn_nuclei.normalize import model_normalization, predict_native

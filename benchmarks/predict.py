@@ -1,6 +1,11 @@
 """Inference benchmark: end-to-end time (read, predict, post-process, write) and peak memory per image size.
 
     python benchmarks/predict.py [--model PATH] [--sizes 256 1024 4096] [--repeats 3] [--diameter PX] [--engines keras onnx]
+    python benchmarks/predict.py --sizes 256 --estimate-ratio 18 --cli-images 20      # the diameter estimate's cost, as ratios
+
+`--estimate-ratio D` times every size twice in the same run, the diameter estimated and given as D pixels, and prints
+`estimate_over_given` per size; `--cli-images N` also times `fcn-nuclei predict` on N images of the first size, start-up
+included, with and without `--diameter D` (issue 37's target: at most 1.5x for a 256x256 image).
 
 Each size runs in a fresh process, so its peak resident memory (ru_maxrss, TensorFlow's own footprint included) is
 its own. The image is a synthetic fluorescence field of that size written as PNG; the model defaults to the trained
@@ -43,6 +48,8 @@ if __name__ == '__main__':
     parser.add_argument('--repeats', type=int, default=3)
     parser.add_argument('--diameter', type=float, default=None, help='give the nucleus diameter (skips the per-image estimate)')
     parser.add_argument('--engines', nargs='+', default=['keras'], choices=['keras', 'onnx'], help='prediction engines to time, each size in the same run (onnx needs the onnx extra)')
+    parser.add_argument('--estimate-ratio', type=float, default=None, metavar='D', help='also time each size with --diameter D, and print the ratio estimated / given')
+    parser.add_argument('--cli-images', type=int, default=0, metavar='N', help='with --estimate-ratio: also time fcn-nuclei predict on N images of the first size, with and without --diameter')
     parser.add_argument('--child', type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument('--engine', default='keras', help=argparse.SUPPRESS)
     arguments = parser.parse_args()
@@ -50,16 +57,37 @@ if __name__ == '__main__':
     if arguments.child:
         print(json.dumps(one_size(arguments.model, arguments.child, arguments.repeats if arguments.child < 4096 else 1, arguments.diameter, arguments.engine)))
         sys.exit(0)
-    results = []
+    results, ratios = [], {}
+    def run_child(size, engine, diameter):
+        "One size in a fresh process: its JSON row."
+        child = subprocess.run([sys.executable, __file__, '--model', arguments.model, '--repeats', str(arguments.repeats), '--child', str(size), '--engine', engine]
+                               + (['--diameter', str(diameter)] if diameter else []), capture_output=True, text=True)
+        if child.returncode: sys.exit(child.stderr[-3000:])
+        row = json.loads(child.stdout.strip().splitlines()[-1])
+        print(json.dumps(row), file=sys.stderr, flush=True)
+        return row
     for size in arguments.sizes:
         for engine in arguments.engines:
-            child = subprocess.run([sys.executable, __file__, '--model', arguments.model, '--repeats', str(arguments.repeats), '--child', str(size), '--engine', engine]
-                                   + (['--diameter', str(arguments.diameter)] if arguments.diameter else []),
-                                   capture_output=True, text=True)
-            if child.returncode: sys.exit(child.stderr[-3000:])
-            results.append(json.loads(child.stdout.strip().splitlines()[-1]))
-            print(json.dumps(results[-1]), file=sys.stderr, flush=True)
+            results.append(run_child(size, engine, arguments.diameter))
+            if arguments.estimate_ratio:
+                given = run_child(size, engine, arguments.estimate_ratio)
+                ratios[f'{size}x{size} {engine}'] = dict(estimated=results[-1]['seconds_median'], given=given['seconds_median'],
+                                                         estimate_over_given=round(results[-1]['seconds_median'] / given['seconds_median'], 2))
+    if arguments.estimate_ratio and arguments.cli_images:
+        from PIL import Image
+        from fcn_nuclei.sources import synthesize_sample
+        folder = Path(tempfile.mkdtemp()); (folder/'in').mkdir()
+        side = arguments.sizes[0]
+        for index in range(arguments.cli_images): Image.fromarray(synthesize_sample(index, side, side)[0]).save(folder/'in'/f'{index}.png')
+        command = [sys.executable, '-c', 'import sys; from fcn_nuclei.cli import main; sys.exit(main())', 'predict', str(folder/'in'), '--model', arguments.model]
+        seconds = {}
+        for name, extra in (('estimated', []), ('given', ['--diameter', str(arguments.estimate_ratio)])):
+            started = time.perf_counter()
+            subprocess.run(command + ['--out', str(folder/name)] + extra, check=True, capture_output=True)
+            seconds[name] = round(time.perf_counter() - started, 2)
+        ratios[f'fcn-nuclei predict, {arguments.cli_images} images of {side}x{side}, start-up included'] = dict(**seconds, estimate_over_given=round(seconds['estimated'] / seconds['given'], 2))
     speedups = {row['size']: round(next(r['seconds_median'] for r in results if r['size'] == row['size'] and r['engine'] == 'keras') / row['seconds_median'], 2)
                 for row in results if row['engine'] == 'onnx' and 'keras' in arguments.engines}
     print(json.dumps(dict(benchmark='predict_paths end to end', model=arguments.model if Path(arguments.model).is_file() else 'untrained skips (2 channels)',
-                          diameter=arguments.diameter or 'estimated per image', cores=os.cpu_count(), cpu=platform.processor() or platform.machine(), date=time.strftime('%Y-%m-%d'), results=results, **({'onnx_speedup_over_keras': speedups} if speedups else {})), indent=2))
+                          diameter=arguments.diameter or 'estimated per image', cores=os.cpu_count(), cpu=platform.processor() or platform.machine(), date=time.strftime('%Y-%m-%d'), results=results, **({'onnx_speedup_over_keras': speedups} if speedups else {}),
+                          **({'estimate_over_given': ratios} if ratios else {})), indent=2))

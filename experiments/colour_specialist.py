@@ -24,7 +24,8 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 import numpy as np
 
 from fcn_nuclei.data import load_dsb
-from fcn_nuclei.evaluate import object_scores, pixel_scores, read_postprocessing, scaled_labels, tune_postprocessing
+from fcn_nuclei.evaluate import object_scores, pixel_scores, tune_postprocessing
+from fcn_nuclei.postprocess import read_postprocessing, scaled_labels
 from fcn_nuclei.files import write_atomic
 from fcn_nuclei.models import load_model
 from fcn_nuclei.normalize import model_normalization, predict_native

@@ -45,7 +45,8 @@ def choose(candidates, training_diameter, steps, fallback):
 def measure(model_path: Path, data: str, conditions: list[str]) -> list[dict]:
     "Per image and condition: the candidates, and each rule's diameter (`d_`), nuclei found (`n_`) and DSB score (`dsb_`)."
     from fcn_nuclei.data import load_dsb
-    from fcn_nuclei.evaluate import object_scores, scaled_labels
+    from fcn_nuclei.evaluate import object_scores
+    from fcn_nuclei.postprocess import scaled_labels
     from fcn_nuclei.models import load_model
     from fcn_nuclei.predict import predict_probabilities
     model, contract = load_model(model_path), normalize.model_normalization(model_path)

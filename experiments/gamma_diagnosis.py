@@ -24,7 +24,8 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from generalisation import CONDITIONS  # the 8-bit gamma of the robustness table
 from fcn_nuclei.data import load_dsb
-from fcn_nuclei.evaluate import intersection_table, object_scores, scaled_labels
+from fcn_nuclei.evaluate import intersection_table, object_scores
+from fcn_nuclei.postprocess import scaled_labels
 from fcn_nuclei.files import write_atomic
 from fcn_nuclei.models import load_model
 import fcn_nuclei.normalize as normalize

@@ -16,15 +16,16 @@ import keras
 import numpy as np
 import tifffile
 
-from .evaluate import scaled_labels
+from .postprocess import scaled_labels
 from .files import check_intensities, check_pixels, check_tiff_storage, read_array, require_zarr, tiff_axes
 from .models import STRIDE, predict_padded
 from .normalize import (ESTIMATION_SIDE, ESTIMATION_STEPS, SCALE_LIMITS, Normalization, apply_intensity, check_request, estimate_diameter,
                         intensity_settings, resize_image, sample_step, resize_probabilities, scaled_size)
 
 # %% auto #0
-__all__ = ['BLOCK', 'BLOCK_TILE', 'BLOCK_MARGIN', 'LazyImage', 'is_zarr', 'open_image', 'Block', 'plan_blocks', 'ImagePlan',
-           'plan_image', 'BlockLabels', 'segment_block', 'label_block', 'merge_blocks', 'segment_blockwise']
+__all__ = ['CHUNK_LIMIT', 'BLOCK', 'BLOCK_TILE', 'BLOCK_MARGIN', 'LazyImage', 'is_zarr', 'open_image', 'Block', 'plan_blocks',
+           'ImagePlan', 'plan_image', 'BlockLabels', 'segment_block', 'label_block', 'merge_blocks',
+           'segment_blockwise']
 
 # %% ../nbs/07d_blockwise.ipynb #cdf8a1fe
 def _guess_axes(shape: tuple[int, ...]) -> str:
@@ -95,9 +96,16 @@ def _open_zarr(path: Path) -> LazyImage:
     if not names: raise ValueError(f"{path}: a Zarr group without an image array")
     return _checked(LazyImage(opened[names[0]], name=str(path), two_channels=True))
 
+CHUNK_LIMIT = 256 * 2 ** 20  # bytes: a Zarr chunk is decoded whole, so a larger one is refused before it is read
+
 def _checked(image: LazyImage) -> LazyImage:
-    "`image`, unless it is larger than `max_pixels()` (`--max-pixels`), which every route honours."
+    "`image`, unless it is larger than `max_pixels()` (`--max-pixels`), which every route honours, or its Zarr chunks are above `CHUNK_LIMIT` each."
     check_pixels(image.name, image.height, image.width)
+    chunks = getattr(image.array, 'chunks', None)
+    if chunks and math.prod(chunks) * image.dtype.itemsize > CHUNK_LIMIT:
+        size = math.prod(chunks) * image.dtype.itemsize
+        raise ValueError(f"{image.name}: its chunks of {'x'.join(map(str, chunks))} values ({size / 2 ** 20:,.0f} MiB each) are each decoded whole, "
+                         f"above the {CHUNK_LIMIT // 2 ** 20} MiB fcn-nuclei reads at once; rechunk it (e.g. to 2048 x 2048)")
     return image
 
 def open_image(path: str | Path, # An image file (PNG, JPEG, BMP, TIFF) or a Zarr / OME-Zarr folder

@@ -36,7 +36,8 @@ try:  # Ctrl-C while the libraries load (a few seconds) ends the command with on
     from fcn_nuclei.sources import download_bbbc038, resolve_data, write_synthetic_dataset
     from fcn_nuclei.models import DECODERS, STRIDE
     from fcn_nuclei.train import LOSSES, PRECISIONS, STRATEGIES, check_outside_data, train
-    from fcn_nuclei.evaluate import evaluate, run_ablation, show_extremes, write_evaluation
+    from fcn_nuclei.ablation import run_ablation
+    from fcn_nuclei.evaluate import evaluate, show_extremes, write_evaluation
     from fcn_nuclei.bioimageio_export import export_bioimageio
     from fcn_nuclei.blockwise import BLOCK
     from fcn_nuclei.distributed import DaskRunner, connect

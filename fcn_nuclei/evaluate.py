@@ -1,4 +1,4 @@
-"""Pixel metrics, the 2018 Data Science Bowl's object metric, post-processing that turns a probability map into separate nuclei, and the ablation that compares every decoder on the same budget.
+"""Pixel metrics, the 2018 Data Science Bowl's object metric, and the post-processing setting chosen on the validation split
 
 Docs: https://fcn-nuclei.github.io/fcn_nuclei/evaluation.html.md"""
 
@@ -8,10 +8,8 @@ Docs: https://fcn-nuclei.github.io/fcn_nuclei/evaluation.html.md"""
 from __future__ import annotations
 
 import csv
-import itertools
 import json
 import math
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -19,23 +17,21 @@ from pathlib import Path
 import keras
 import numpy as np
 from scipy import ndimage
-from skimage import measure, segmentation, transform
-from skimage.feature import peak_local_max
+from skimage import segmentation, transform
 
 from .data import damaged_note, load_dsb, Sample, split_ids
 from .files import write_atomic, write_json
 from .pipeline import ARTICLE_SIZE
 from .sources import resolve_data
 from .models import call_model, load_model
-from .normalize import median_diameter, model_normalization, predict_native, resize_probabilities, scale_postprocessing, scaled_size
-from .train import train
+from .normalize import median_diameter, model_normalization, predict_native
+from .postprocess import (METHODS, default_postprocessing, probabilities_to_labels, read_postprocessing, scaled_labels,
+                                   validate_postprocessing)
 
 # %% auto #0
-__all__ = ['DSB_THRESHOLDS', 'METHODS', 'LABEL_GROWTH', 'ENLARGED', 'FIGURE_DPI', 'ABLATION', 'intersection_table',
-           'object_scores', 'pixel_scores', 'probabilities_to_labels', 'scaled_labels', 'article_probabilities',
-           'postprocessing_grid', 'tune_postprocessing', 'held_out_tuning', 'evaluate', 'read_postprocessing',
-           'validate_postprocessing', 'default_postprocessing', 'outline_overlay', 'show_extremes', 'write_evaluation',
-           'run_ablation']
+__all__ = ['DSB_THRESHOLDS', 'FIGURE_DPI', 'TRUE_COLOUR', 'PREDICTED_COLOUR', 'intersection_table', 'object_scores',
+           'pixel_scores', 'article_probabilities', 'postprocessing_grid', 'tune_postprocessing', 'held_out_tuning',
+           'evaluate', 'outline_overlay', 'show_extremes', 'write_evaluation']
 
 # %% ../nbs/05_evaluation.ipynb #c74e3703
 def intersection_table(true_labels: np.ndarray, # (H, W) integer instance labels, 0 = background
@@ -81,94 +77,6 @@ def pixel_scores(true_mask: np.ndarray, predicted_mask: np.ndarray) -> dict:
     true_mask, predicted_mask = true_mask.astype(bool), predicted_mask.astype(bool)
     overlap, total = int((true_mask & predicted_mask).sum()), int(true_mask.sum() + predicted_mask.sum())
     return dict(iou=overlap / (total - overlap) if total else 1.0, dice=2 * overlap / total if total else 1.0)
-
-# %% ../nbs/05_evaluation.ipynb #6df206ba
-METHODS = ('components', 'watershed', 'contours', 'interior')
-
-def _remove_small(labels: np.ndarray, min_size: int) -> np.ndarray:
-    "Set objects smaller than `min_size` pixels to background."
-    if min_size <= 1 or not labels.any(): return labels
-    sizes = np.bincount(labels.ravel())
-    return np.where(sizes[labels] < min_size, 0, labels)
-
-def _clean(labels: np.ndarray, min_size: int) -> np.ndarray:
-    "Remove objects smaller than `min_size` pixels and renumber 1..n: `uint16`, or `uint32` when there are more than 65,535 nuclei."
-    relabelled = segmentation.relabel_sequential(_remove_small(labels, min_size))[0]
-    return relabelled.astype(np.uint16 if relabelled.max(initial=0) <= np.iinfo(np.uint16).max else np.uint32)
-
-def _mark_unmarked(markers: np.ndarray, distance: np.ndarray, region: np.ndarray) -> np.ndarray:
-    "Give every connected part of `region` that holds no marker one, at its largest `distance` (the first such pixel in reading order, on every platform)."
-    components, count = ndimage.label(region)
-    unmarked = np.ones(count + 1, bool); unmarked[components[markers]] = False; unmarked[0] = False  # parts with no peak of their own
-    pixels = np.flatnonzero(unmarked[components])
-    if pixels.size:  # the first largest pixel of each such part, in reading order: one sort over their pixels alone
-        parts, values = components.ravel()[pixels], np.asarray(distance).ravel()[pixels]
-        order = np.lexsort((-values, parts))
-        markers.flat[pixels[order[np.r_[True, parts[order][1:] != parts[order][:-1]]]]] = True
-    return markers
-
-def _distance_markers(region: np.ndarray, min_distance: int) -> tuple[np.ndarray, np.ndarray]:
-    "Markers at the local maxima of the distance to the outside of `region`, at least `min_distance` apart, and one in every part without such a peak; and that distance."
-    distance = ndimage.distance_transform_edt(region)
-    peaks = peak_local_max(distance, min_distance=min_distance, exclude_border=False)  # one pass over the image, not one per object
-    markers = np.zeros(region.shape, bool); markers[tuple(peaks.T)] = True
-    return _mark_unmarked(markers, distance, region), distance
-
-def probabilities_to_labels(probabilities: np.ndarray, # (H, W) nucleus probability, or (H, W, 2) with contour probability
-                            method: str = 'watershed', # 'components', 'watershed', 'contours' or 'interior'
-                            threshold: float = 0.5, # Nucleus probability threshold
-                            min_size: int = 8, # Smallest nucleus kept, in pixels
-                            min_distance: int = 4, # Watershed and interior: smallest distance between two markers, in pixels
-                            contour_threshold: float = 0.5, # Contours and interior: a pixel whose contour probability exceeds this is not a marker
-                           ) -> np.ndarray:
-    "Turn a probability map into a `uint16` instance-label image."
-    if method not in METHODS: raise ValueError(f"unknown post-processing {method!r}: choose one of {METHODS}")
-    probabilities = np.asarray(probabilities, np.float32)
-    nucleus = probabilities[..., 0] if probabilities.ndim == 3 else probabilities
-    foreground = ndimage.binary_fill_holes(nucleus > threshold)
-    if method == 'components': return _clean(measure.label(foreground, connectivity=1), min_size)
-    if method == 'watershed':
-        markers, distance = _distance_markers(foreground, min_distance)
-        return _clean(segmentation.watershed(-distance, measure.label(markers, connectivity=2), mask=foreground), min_size)
-    if probabilities.ndim != 3 or probabilities.shape[-1] < 2: raise ValueError(f"method {method!r} needs a model with a contour channel (train with --contours)")
-    contour = probabilities[..., 1]
-    interior = foreground & (contour < contour_threshold)
-    if method == 'contours':
-        seeds = _remove_small(measure.label(interior, connectivity=1), max(min_size // 2, 1))
-        return _clean(segmentation.watershed(-nucleus, seeds, mask=foreground), min_size)
-    markers = _distance_markers(interior, min_distance)[0]  # interior: distance peaks of the nucleus pixels away from any outline
-    markers = _mark_unmarked(markers, nucleus, foreground)  # a nucleus that is all outline still gets one (where, within it, does not matter: it is alone)
-    return _clean(segmentation.watershed(contour - nucleus, measure.label(markers, connectivity=2), mask=foreground), min_size)
-
-# %% ../nbs/05_evaluation.ipynb #bdb242ac
-LABEL_GROWTH = 3  # pixels at the training scale: labels grow this far so that every foreground pixel at native size finds one
-ENLARGED = 1.1  # an image enlarged more than this is post-processed at the training scale; nearer 1, both ways agree and the second resampling is not worth its time
-
-def scaled_labels(probabilities: np.ndarray, # (H, W) or (H, W, C) probabilities at native size: a whole image, or a region of one
-                  setting: dict, # `probabilities_to_labels` settings, in pixels of the training scale
-                  scale: float = 1.0, # How much the image was enlarged before prediction (`predict_native`'s `scale`)
-                  whole_size: tuple[int, int] | None = None, # Native (height, width) of the whole image, when `probabilities` is a region of it
-                  origin: tuple[int, int] = (0, 0), # Where the region starts in the whole image (top, left)
-                 ) -> np.ndarray:
-    "Instance labels at native size for an image rescaled by `scale` for prediction: an image enlarged more than `ENLARGED` is post-processed on the whole image's grid at the training scale and its labels sampled back onto its native foreground; any other at native size with the settings scaled."
-    if scale <= ENLARGED: return probabilities_to_labels(probabilities, **scale_postprocessing(setting, scale))
-    probabilities = np.asarray(probabilities, np.float32)
-    height, width = probabilities.shape[:2]
-    (whole_height, whole_width), (top, left) = whole_size or (height, width), origin
-    working_height, working_width = scaled_size(whole_height, whole_width, scale)
-    ratio_y, ratio_x = whole_height / working_height, whole_width / working_width  # native pixels per working pixel
-    # the working pixels inside the region, on the whole image's grid, so that regions and the whole image agree
-    first_row, end_row = math.ceil(top / ratio_y - 1e-6), math.floor((top + height) / ratio_y + 1e-6)
-    first_column, end_column = math.ceil(left / ratio_x - 1e-6), math.floor((left + width) / ratio_x + 1e-6)
-    box = (max(0.0, first_row * ratio_y - top), max(0.0, first_column * ratio_x - left), min(float(height), end_row * ratio_y - top), min(float(width), end_column * ratio_x - left))
-    enlarged = resize_probabilities(np.atleast_3d(probabilities), end_row - first_row, end_column - first_column, box=box)
-    labels = segmentation.expand_labels(probabilities_to_labels(enlarged if probabilities.ndim == 3 else enlarged[..., 0], **setting), LABEL_GROWTH)
-    rows = np.clip(np.floor((top + np.arange(height) + 0.5) / ratio_y).astype(np.int64) - first_row, 0, labels.shape[0] - 1)
-    columns = np.clip(np.floor((left + np.arange(width) + 0.5) / ratio_x).astype(np.int64) - first_column, 0, labels.shape[1] - 1)
-    nucleus = probabilities[..., 0] if probabilities.ndim == 3 else probabilities
-    foreground = ndimage.binary_fill_holes(nucleus > setting.get('threshold', 0.5))
-    return _clean(np.where(foreground, labels[rows[:, None], columns[None, :]], 0), 1)
-
 
 # %% ../nbs/05_evaluation.ipynb #0941e495
 def article_probabilities(model: keras.Model, # A model trained with the article's protocol
@@ -290,43 +198,12 @@ def evaluate(model_path: str | Path, # A `.keras` file from `train`
                    predict_seconds=round(predict_seconds, 1))
     return summary, rows, probabilities, samples
 
-def read_postprocessing(path: str | Path) -> dict:
-    "Read and validate a `postprocess.json`; `ValueError` naming the file when it is unreadable or its settings are not valid."
-    path = Path(path)
-    try: setting = json.loads(path.read_text())
-    except (OSError, ValueError) as error: raise ValueError(f"{path}: cannot read post-processing settings ({error})") from error
-    return validate_postprocessing(setting, str(path))
-
 def _mean(rows: list[dict], key: str) -> float: return float(np.mean([row[key] for row in rows])) if rows else float('nan')
 
-_SETTING_RANGES = dict(threshold=(0.0, 1.0, float), contour_threshold=(0.0, 1.0, float), min_size=(0, 1_000_000, int), min_distance=(1, 1000, int))
-
-def validate_postprocessing(setting, # Post-processing settings, e.g. read from `postprocess.json`
-                            source: str = 'post-processing settings', # Named in error messages
-                           ) -> dict:
-    "The settings, checked: a known method, only known keys, finite numbers of the right type within their ranges; `ValueError` naming `source` otherwise."
-    if not isinstance(setting, dict): raise ValueError(f"{source}: expected an object of settings, got {type(setting).__name__}")
-    method = setting.get('method', 'watershed')
-    if method not in METHODS: raise ValueError(f"{source}: unknown method {method!r}: use one of {METHODS}")
-    checked = dict(method=method)
-    for key, value in setting.items():
-        if key == 'method': continue
-        if key not in _SETTING_RANGES: raise ValueError(f"{source}: unknown setting {key!r} (known: method, {', '.join(_SETTING_RANGES)})")
-        low, high, kind = _SETTING_RANGES[key]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value) or (kind is int and value != int(value)):
-            raise ValueError(f"{source}: {key} must be a finite {'whole number' if kind is int else 'number'}, got {value!r}")
-        if not low <= value <= high or (key.endswith('threshold') and value in (0.0, 1.0)):
-            raise ValueError(f"{source}: {key} must lie {'strictly ' if key.endswith('threshold') else ''}between {low} and {high}, got {value!r}")
-        checked[key] = kind(value)
-    return checked
-
-def default_postprocessing(channels: int = 1) -> dict:
-    "The untuned setting: contour markers for a two-channel model, else the distance watershed."
-    if channels > 1: return dict(method='contours', threshold=0.5, min_size=8, contour_threshold=0.5)
-    return dict(method='watershed', threshold=0.5, min_size=8, min_distance=5)
 
 # %% ../nbs/05_evaluation.ipynb #fe219ce0
 FIGURE_DPI = 70  # extremes.png
+TRUE_COLOUR, PREDICTED_COLOUR = (0.1, 0.9, 0.2), (1.0, 0.1, 0.9)  # green and magenta outlines
 
 def outline_overlay(image: np.ndarray, # (H, W, 3) image
                     true_labels: np.ndarray, # (H, W) true instance labels, outlined green
@@ -335,7 +212,7 @@ def outline_overlay(image: np.ndarray, # (H, W, 3) image
                    ) -> np.ndarray:
     "The image as floats in 0..1 with both sets of outlines drawn on it, `width` pixels wide so that they survive a figure that shows a large image small."
     overlay = segmentation.mark_boundaries(image, np.zeros(image.shape[:2], np.int32))  # the image as floats in 0..1, RGB
-    for labels, colour in ((true_labels, (0.1, 0.9, 0.2)), (predicted_labels, (1.0, 0.1, 0.9))):
+    for labels, colour in ((true_labels, TRUE_COLOUR), (predicted_labels, PREDICTED_COLOUR)):
         outline = segmentation.find_boundaries(labels, mode='inner')
         if width > 1: outline = ndimage.binary_dilation(outline, iterations=width - 1, mask=labels > 0)
         overlay[outline] = colour
@@ -352,10 +229,14 @@ def show_extremes(samples: list[Sample], probabilities: list[np.ndarray], rows: 
         predicted = scaled_labels(probabilities[index], setting, rows[index].get('scale') or 1.0)
         width = math.ceil(max(sample.image.shape[:2]) / (size * FIGURE_DPI))  # image pixels per figure pixel
         axis.imshow(outline_overlay(sample.image, sample.labels, predicted, width)); axis.set_axis_off()
-        axis.set_title(f"{sample.id[:10]} DSB {rows[index]['dsb']:.2f}\n{rows[index]['true']} true, {rows[index]['predicted']} predicted", fontsize=8)
+        name = sample.id if len(sample.id) <= 16 else sample.id[:8] + '…'  # DSB ids are 64 hex digits; synthetic ones are short
+        axis.set_title(f"{name} ({sample.kind}) DSB {rows[index]['dsb']:.2f}\n{rows[index]['true']} true, {rows[index]['predicted']} predicted", fontsize=8)
     axes[0, 0].text(-0.1, 0.5, 'best', rotation=90, transform=axes[0, 0].transAxes, va='center', fontsize=11)
     axes[1, 0].text(-0.1, 0.5, 'worst', rotation=90, transform=axes[1, 0].transAxes, va='center', fontsize=11)
-    figure.tight_layout()
+    from matplotlib.patches import Patch
+    figure.legend(handles=[Patch(color=TRUE_COLOUR, label='true nuclei'), Patch(color=PREDICTED_COLOUR, label='predicted nuclei')],
+                  loc='lower center', ncol=2, fontsize=8, frameon=False)
+    figure.tight_layout(rect=(0, 0.04, 1, 1))
     return figure
 
 def write_evaluation(out: str | Path, summary: dict, rows: list[dict], figure=None) -> Path:
@@ -371,52 +252,3 @@ def write_evaluation(out: str | Path, summary: dict, rows: list[dict], figure=No
     write_atomic(out/'per_image.csv', write_rows)
     if figure is not None: write_atomic(out/'extremes.png', lambda temporary: figure.savefig(temporary, dpi=FIGURE_DPI))
     return out
-
-# %% ../nbs/05_evaluation.ipynb #b5b0ebbc
-ABLATION = (
-    dict(name='naive', variant='naive'),
-    dict(name='stepwise', variant='stepwise'),
-    dict(name='article decoder', variant='article'),
-    dict(name='skips', variant='skips'),
-    dict(name='skips + contours', variant='skips', contours=True),
-    dict(name="article's protocol", variant='article', protocol='article', loss='bce'),
-)
-
-def run_ablation(data: str | Path | None = None, # Dataset folder in the DSB layout
-                 seeds: tuple[int, ...] = (0, 1), # One training run per configuration and seed
-                 epochs: int = 15, # Epochs per run
-                 crop: int = 128, # Crop side (native protocol)
-                 batch_size: int = 16, # Batch size
-                 configurations: tuple[dict, ...] = ABLATION, # Rows of the table
-                 validation_every: int = 5, # Validate during training every this many epochs
-                 progress: bool = True, # Print a line per run
-                ) -> dict:
-    "Train and evaluate every configuration with every seed; return the runs and a table of means and spreads."
-    data_folder = resolve_data(data)
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore')
-        samples = load_dsb(data_folder, progress=False)
-    runs, started = [], time.perf_counter()
-    for configuration, seed in itertools.product(configurations, seeds):
-        settings = {key: value for key, value in configuration.items() if key != 'name'}
-        with tempfile.TemporaryDirectory() as folder:
-            metrics = train(samples=samples, out=Path(folder)/'run', epochs=epochs, crop=crop, batch_size=batch_size, seed=seed,
-                            validation_every=validation_every, verbose=0, **settings)
-            model = load_model(Path(folder)/'run'/'model.keras')
-            summary = evaluate(Path(folder)/'run'/'model.keras', samples=samples, split='validation', progress=False)[0]
-        run = dict(name=configuration['name'], seed=seed, parameters=int(model.count_params()), train_seconds=metrics['train_seconds'],
-                   pixel_iou=summary['pixel_iou'], dice=summary['dice'], dsb_score=summary['dsb_score'], f1_at_05=summary['f1_at_05'],
-                   postprocessing=summary['postprocessing'], validation_images=summary['images'])
-        runs.append(run)
-        if progress: print(json.dumps(run), flush=True)
-    table = []
-    for configuration in configurations:
-        group = [run for run in runs if run['name'] == configuration['name']]
-        row = dict(configuration=configuration['name'], parameters=group[0]['parameters'], train_minutes=float(np.mean([r['train_seconds'] for r in group])) / 60)
-        for key in ('pixel_iou', 'dice', 'dsb_score'):
-            values = [r[key] for r in group]
-            row[key], row[f'{key}_spread'] = float(np.mean(values)), float(np.max(values) - np.min(values))
-        table.append(row)
-    return dict(data=str(data_folder), images=len(samples), seeds=list(seeds), epochs=epochs, crop=crop, batch_size=batch_size,
-                budget=f"{epochs} epochs x one random {crop}x{crop} crop per training image (article's protocol: the 128x128 image), batch {batch_size}, Adam 1e-3 with cosine decay",
-                wall_seconds=round(time.perf_counter() - started, 1), runs=runs, table=table)

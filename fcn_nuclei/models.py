@@ -157,17 +157,28 @@ def crop_to(array: np.ndarray, # (..., H', W', C) prediction of a padded image
 
 def call_model(model: keras.Model, # A model from `build_fcn`
                batch: np.ndarray, # (N, H, W, 3) images, sides multiples of 32
+               traced: bool = False, # Through a graph traced once per model for every size (see below); False: eagerly
               ) -> np.ndarray:
     "Run `model` in inference mode on a batch (N, H, W, 3) whose sides are multiples of 32; return NumPy probabilities."
+    # Eagerly, every call pays Python's cost of every layer, about 50 ms here: most of the time of the diameter estimate's small
+    # passes. A graph traced once with free sides costs none of it, but a bfloat16 model's arithmetic in a graph is not the eager
+    # arithmetic (probabilities up to 0.07 apart on a real field) and depends on the input's shape, so a block would no longer get
+    # the whole image's labels: labels are predicted eagerly, and only the estimate, which measures object sizes, is traced.
     with warnings.catch_warnings():
         warnings.filterwarnings('ignore', message='The structure of `inputs`')  # Keras 3 notes that the input is named; harmless
-        return np.asarray(model(np.asarray(batch, np.float32), training=False))
+        if not traced: return np.asarray(model(np.asarray(batch, np.float32), training=False))
+        graph = getattr(model, '_fcn_nuclei_graph', None)
+        if graph is None:
+            graph = model._fcn_nuclei_graph = tf.function(lambda images: model(images, training=False), reduce_retracing=True,
+                                                          input_signature=[tf.TensorSpec([None, None, None, model.input_shape[-1]], tf.float32)])
+        return np.asarray(graph(np.asarray(batch, np.float32)))
 
 def predict_padded(model: keras.Model, # A model from `build_fcn`
                    image: np.ndarray, # (H, W, 3) image of any size
+                   traced: bool = False, # `call_model`'s: through the traced graph
                   ) -> np.ndarray:
     "Probabilities (H, W, outputs) for one image of any size: pad to the stride, predict, crop back."
-    return crop_to(call_model(model, pad_to_stride(image)[None])[0], *image.shape[:2])
+    return crop_to(call_model(model, pad_to_stride(image)[None], traced)[0], *image.shape[:2])
 
 # %% ../nbs/01_naive_upsampling.ipynb #f15d4503
 def load_model(path: str | Path, # A `.keras` file from `train` or `Model.save`

@@ -30,7 +30,7 @@ __all__ = ['CHANNEL_RULES', 'PERCENTILES', 'EMPTY_CHANNEL', 'ESTIMATION_STEPS', 
            'nucleus_diameters', 'median_diameter', 'resize_image', 'resize_probabilities', 'resize_labels',
            'scaled_size', 'Normalization', 'prepare_sample', 'foreground_statistics', 'diameter_candidates',
            'choose_diameter', 'estimate_diameter', 'model_normalization', 'scale_postprocessing', 'check_request',
-           'predict_native']
+           'InputPlan', 'plan_input', 'predict_planned', 'predict_native']
 
 # %% ../nbs/06_generalisation.ipynb #78213822
 CHANNEL_RULES = ('auto', 'grey', 'rgb', 'red', 'green', 'blue', 'max')
@@ -290,7 +290,7 @@ def diameter_candidates(model: keras.Model, # A trained model
         # crop before resizing: resize only the window that will be predicted
         window = _centre_crop(image, max(8, math.ceil(ESTIMATION_SIDE / scale)))
         resized = resize_image(window, *scaled_size(*window.shape[:2], scale))
-        statistics = foreground_statistics(predict_padded(model, resized)[..., 0])
+        statistics = foreground_statistics(predict_padded(model, resized, traced=True)[..., 0])  # traced: no Python cost per layer and pass
         candidates.append(dict(candidate=candidate, scale=scale, **statistics))
     return candidates
 
@@ -346,6 +346,46 @@ def check_request(normalization: Normalization | None, # The model's contract (`
         low, high = normalization.diameter / SCALE_LIMITS[1], normalization.diameter / SCALE_LIMITS[0]
         raise ValueError(f"--diameter {diameter:g} px is beyond what this model can rescale to its training diameter of {normalization.diameter:g} px: give a nucleus diameter between {low:.3g} and {high:.3g} px")
 
+@dataclass
+class InputPlan:
+    "What is done to one image before the network sees it, decided once: the image stretched by the contract, its channel rule, the nucleus diameter (given or estimated) and the scale to the training diameter."
+    prepared: np.ndarray  # (H, W, 3) `uint8` at native size, as the network expects it
+    channel: str  # the channel rule used ('rgb' for a model without a contract)
+    diameter: float | None = None  # nucleus diameter in native pixels; None: the model works at native scale
+    scale: float = 1.0  # how much the image is enlarged for the network
+    estimated: bool = False  # whether the diameter was estimated
+
+    @property
+    def working_size(self) -> tuple[int, int]: return scaled_size(*self.prepared.shape[:2], self.scale) if self.diameter else self.prepared.shape[:2]
+
+    def info(self) -> dict:
+        "The plan as `predictions.csv` and `predict_image` report it."
+        return dict(channel=self.channel, diameter=None if self.diameter is None else round(float(self.diameter), 2), scale=round(self.scale, 4), estimated=self.estimated)
+
+def plan_input(model: keras.Model, # A trained model (asked for the diameter when none is given)
+               image: np.ndarray, # An image as read from its file (`read_array`), any dtype and channels
+               normalization: Normalization | None, # The model's contract (`model_normalization`); None: legacy, native scale
+               diameter: float | None = None, # Nucleus diameter in pixels; None: estimated (models with a training diameter)
+               channel: str | None = None, # Override the contract's channel rule
+               source: str = 'image', # Named in error messages
+              ) -> InputPlan:
+    "Decide, once per image, how it meets the network: stretched and reduced to its channels, and the diameter and scale."
+    check_request(normalization, diameter, channel)
+    if normalization is None: return InputPlan(to_rgb_uint8(image, source), 'rgb')
+    prepared, rule = normalization.prepare(image, channel, source)
+    if not normalization.diameter: return InputPlan(prepared, rule)
+    estimated = diameter is None
+    if estimated: diameter = estimate_diameter(model, prepared, normalization.diameter)
+    return InputPlan(prepared, rule, float(diameter), float(np.clip(normalization.diameter / diameter, *SCALE_LIMITS)), estimated)
+
+def predict_planned(plan: InputPlan, # From `plan_input`
+                    predict_function: Callable, # Probabilities of a prepared image
+                   ) -> np.ndarray:
+    "Probabilities at the image's native size: the prepared image rescaled by the plan, predicted, and the probabilities brought back."
+    if plan.diameter is None: return predict_function(plan.prepared)
+    height, width = plan.prepared.shape[:2]
+    return resize_probabilities(predict_function(resize_image(plan.prepared, *plan.working_size)), height, width)
+
 def predict_native(model: keras.Model, # A trained model
                    image: np.ndarray, # An image as read from its file (`read_array`), any dtype and channels
                    normalization: Normalization | None, # The model's contract (`model_normalization`); None: legacy, native scale
@@ -354,19 +394,6 @@ def predict_native(model: keras.Model, # A trained model
                    channel: str | None = None, # Override the contract's channel rule
                    source: str = 'image', # Named in error messages
                   ) -> tuple[np.ndarray, dict]:
-    "Probabilities at the image's native size, and what was done: channel rule, diameter (estimated or given) and scale."
-    predict_function = predict_function or (lambda prepared: predict_padded(model, prepared))
-    check_request(normalization, diameter, channel)
-    if normalization is None:
-        prepared = to_rgb_uint8(image, source)
-        return predict_function(prepared), dict(channel='rgb', diameter=None, scale=1.0, estimated=False)
-    prepared, rule = normalization.prepare(image, channel, source)
-    if not normalization.diameter:
-        return predict_function(prepared), dict(channel=rule, diameter=None, scale=1.0, estimated=False)
-    estimated = diameter is None
-    if estimated: diameter = estimate_diameter(model, prepared, normalization.diameter)
-    scale = float(np.clip(normalization.diameter / diameter, *SCALE_LIMITS))
-    height, width = prepared.shape[:2]
-    resized = resize_image(prepared, *scaled_size(height, width, scale))
-    probabilities = resize_probabilities(predict_function(resized), height, width)
-    return probabilities, dict(channel=rule, diameter=round(float(diameter), 2), scale=round(scale, 4), estimated=estimated)
+    "Probabilities at the image's native size, and what was done: channel rule, diameter (estimated or given) and scale (`plan_input`, then `predict_planned`)."
+    plan = plan_input(model, image, normalization, diameter, channel, source)
+    return predict_planned(plan, predict_function or (lambda prepared: predict_padded(model, prepared))), plan.info()

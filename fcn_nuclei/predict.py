@@ -25,9 +25,10 @@ from .blockwise import BLOCK, BLOCK_TILE, is_zarr, open_image, segment_blockwise
 from .batch import RunStopped, captured_messages, failure_reason, is_disk_full, spreadsheet_safe, write_table
 from .label_files import check_outputs, check_replaceable, check_writable, labels_to_rle, remove_outputs, write_label_image, write_zarr_labels
 from .files import IMAGE_SUFFIXES, max_pixels, list_images, one_line, read_pixel_size, require_zarr, write_atomic
-from .evaluate import default_postprocessing, read_postprocessing, scaled_labels
+from .postprocess import default_postprocessing, read_postprocessing, scaled_labels
 from .models import STRIDE, call_model, load_model, pad_to_stride
-from .normalize import SCALE_LIMITS, Normalization, check_request, estimate_diameter, model_normalization, predict_native, scaled_size
+from .normalize import (SCALE_LIMITS, Normalization, check_request, estimate_diameter, model_normalization, plan_input, predict_native,
+                                  predict_planned, scaled_size)
 from .onnx_engine import load_onnx_model
 from .outlines import require_roifile, write_geojson, write_imagej_rois
 
@@ -131,19 +132,13 @@ def predict_image(model: keras.Model, # A trained model
         if normalization != 'model': raise ValueError(f"normalization must be 'model', a Normalization or None, got {normalization!r}")
         normalization = model_normalization(model_path) if model_path else None
     postprocessing = postprocessing or (load_postprocessing(model_path, model) if model_path else default_postprocessing(model.output_shape[-1]))
-    estimated = False
-    if normalization is not None and normalization.diameter:
-        check_request(normalization, diameter, channel)
-        prepared = normalization.prepare(image, channel, source)[0]
-        if diameter is None:  # estimated here, as `predict_native` would, to know the working size before choosing the route
-            diameter, estimated = estimate_diameter(model, prepared, normalization.diameter), True
-        if math.prod(scaled_size(*prepared.shape[:2], float(np.clip(normalization.diameter / diameter, *SCALE_LIMITS)))) > blockwise_pixels:
-            labels, info = segment_blockwise(model, image, normalization, postprocessing, lambda prepared: predict_probabilities(model, prepared, tile=tile or BLOCK_TILE, tta=tta),
-                                             diameter, channel, block=block)
-            return labels, {**info, 'estimated': estimated}
-    probabilities, info = predict_native(model, image, normalization, lambda prepared: predict_probabilities(model, prepared, tile=tile, tta=tta),
-                                         diameter=diameter, channel=channel, source=source)
-    return scaled_labels(probabilities, postprocessing, info['scale']), {**info, 'estimated': estimated or info['estimated']}
+    plan = plan_input(model, image, normalization, diameter, channel, source)  # stretched, reduced and the diameter decided once
+    if plan.diameter is not None and math.prod(plan.working_size) > blockwise_pixels:  # the blockwise route stretches each block with the same bounds, at the plan's diameter
+        labels, info = segment_blockwise(model, image, normalization, postprocessing, lambda prepared: predict_probabilities(model, prepared, tile=tile or BLOCK_TILE, tta=tta),
+                                         plan.diameter, channel, block=block)
+        return labels, {**info, 'estimated': plan.estimated}
+    probabilities = predict_planned(plan, lambda prepared: predict_probabilities(model, prepared, tile=tile, tta=tta))
+    return scaled_labels(probabilities, postprocessing, plan.scale), plan.info()
 
 # %% ../nbs/07_inference.ipynb #2bbc75db
 OUTPUT_FORMATS = ('png', 'tiff', 'zarr')

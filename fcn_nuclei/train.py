@@ -109,8 +109,12 @@ class AtomicBestCheckpoint(keras.callbacks.Callback):
         return value > self.best if self.mode == 'max' else value < self.best
 
     def on_epoch_end(self, epoch, logs=None):
-        value = (logs or {}).get(self.monitor)
+        logs = logs or {}
+        value = logs.get(self.monitor)
         if value is None or not math.isfinite(value) or not self._improved(value): return
+        # weights that turned NaN in the epoch's last steps predict nothing: on validation crops with no nucleus pixel that
+        # scores a pixel IoU of 1.0 ("nothing to find, nothing found"), but the validation loss says NaN; never keep such a model
+        if any(not math.isfinite(logs.get(key, 0.0)) for key in ('loss', 'val_loss')): return
         plain = keras.Model(self.model.inputs, self.model.outputs, name=self.model.name)  # a plain Functional model, whatever trained it
         write_atomic(self.path, plain.save)
         self.best = float(value)
@@ -316,8 +320,11 @@ def _run_metrics(out: Path, started: float, validation_images: int, protocol: st
     "Step 5: the run's metrics from its history (best validation epoch, NaN stop, time)."
     _deduplicate_history(out/'history.csv')
     rows = list(csv.DictReader(open(out/'history.csv')))
-    finite = [row for row in rows if math.isfinite(_number(row.get('val_iou'))) and math.isfinite(_number(row['loss']))]
-    stopped_on_nan = any(not math.isfinite(_number(row['loss'])) for row in rows)
+    # an epoch counts only with a finite training loss and, where it was validated, a finite validation loss: NaN weights
+    # predict nothing, which scores 1.0 on validation crops without nuclei
+    nan_loss = lambda row: not math.isfinite(_number(row['loss'])) or (row.get('val_loss') not in (None, '', 'NA') and not math.isfinite(_number(row['val_loss'])))
+    finite = [row for row in rows if math.isfinite(_number(row.get('val_iou'))) and not nan_loss(row)]
+    stopped_on_nan = any(nan_loss(row) for row in rows)
     if stopped_on_nan: print(f"training stopped: the loss became NaN; the last good model is {out/'model.keras'}", file=sys.stderr)
     best = max(finite, key=lambda row: float(row['val_iou'])) if finite else None
     return dict(validation_iou=float(best['val_iou']) if best else float('nan'), validation_dice=float(best['val_dice']) if best else float('nan'),
