@@ -202,7 +202,8 @@ def failure_figure(legacy_path: Path, model_path: Path, samples, out: Path):
     "Two failures of a model without an input contract, and the same images through the contract: nuclei three times larger, and dim fluorescence in one colour channel."
     import matplotlib; matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    from skimage.segmentation import mark_boundaries
+    from matplotlib.patches import Patch
+    from fcn_nuclei.evaluate import PREDICTED_COLOUR, TRUE_COLOUR, outline_overlay
     config = json.loads((model_path.parent/'config.json').read_text())
     validation = [s for s in samples if s.id in set(config['validation_ids'])]
     # a typical fluorescence field: grey, the most common size, many nuclei; chosen by rule, not by id
@@ -212,23 +213,28 @@ def failure_figure(legacy_path: Path, model_path: Path, samples, out: Path):
     green = np.zeros_like(sample.image); green[..., 1] = _gamma(sample.image, 2.0)[..., 0]
     cases = [('nuclei 3x larger', *large), ('dim, green channel only (gamma 2)', green, sample.labels)]
     models = [(path, load_model(path), model_normalization(path), json.loads((path.parent/'postprocess.json').read_text())) for path in (legacy_path, model_path)]
-    figure, axes = plt.subplots(2, 3, figsize=(12, 9))
+    figure, axes = plt.subplots(2, 3, figsize=(12, 10.5))
     results = []
     for row, (title, image, labels) in zip(axes, cases):
         shown = image if image.dtype == np.uint8 else (image / image.max() * 255).astype(np.uint8)
         row[0].imshow(shown); row[0].set_title(f"{title}\n{labels.max()} nuclei", fontsize=10)
+        # outlines on the image in grey, brightened (a green image would hide green outlines), and wide enough to survive the
+        # figure's scale: one outline pixel per image pixel that a figure pixel shows
+        backdrop = np.repeat(np.clip(shown.max(axis=-1, keepdims=True).astype(np.float32) * (200.0 / max(1, int(shown.max()))), 0, 255).astype(np.uint8), 3, axis=-1)
+        width = max(1, int(np.ceil(max(shown.shape[:2]) / (4.0 * 72))) + 1)
         for axis, (path, model, normalization, setting), name in zip(row[1:], models, ('without the contract', 'with the contract')):
             probabilities, info = predict_native(model, image, normalization, lambda prepared: predict_probabilities(model, prepared))
             predicted = scaled_labels(probabilities, setting, info['scale'])
             dsb = object_scores(labels, predicted)['dsb']
-            overlay = mark_boundaries(mark_boundaries(shown, labels, color=(0.1, 0.9, 0.2)), predicted, color=(1.0, 0.1, 0.9))
-            axis.imshow(overlay)
+            axis.imshow(outline_overlay(backdrop, labels, predicted, width))
             estimate = f", diameter {info['diameter']:.0f} px (true {median_diameter(labels):.0f})" if info['diameter'] else ''
             axis.set_title(f"{name}\n{predicted.max()} found, DSB {dsb:.2f}{estimate}", fontsize=10)
             results.append(dict(case=title, model=name, dsb=dsb, found=int(predicted.max()), true=int(labels.max()), diameter=info['diameter']))
     for axis in axes.ravel(): axis.set_axis_off()
-    figure.suptitle(f"validation image {sample.id[:8]}: true outlines green, predicted magenta", fontsize=10)
-    figure.tight_layout(h_pad=2.0)
+    figure.suptitle(f"validation image {sample.id[:8]}, changed two ways; outlines drawn on the image in grey", fontsize=11)
+    figure.legend(handles=[Patch(color=TRUE_COLOUR, label='true nuclei'), Patch(color=PREDICTED_COLOUR, label='predicted nuclei')],
+                  loc='lower center', ncol=2, fontsize=10, frameon=False)
+    figure.tight_layout(rect=(0, 0.03, 1, 0.95), h_pad=3.5)
     out.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(out, dpi=72)
     return dict(image=sample.id, figure=str(out), cases=results)
