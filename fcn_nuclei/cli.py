@@ -15,7 +15,7 @@ import sys
 import warnings
 from pathlib import Path
 
-os.environ['TF_CPP_MIN_LOG_LEVEL'] = '0' if '--verbose' in sys.argv else '3'  # keep TensorFlow's start-up chatter (CUDA initialisation failures, oneDNN notices) off the terminal, before it is imported, whatever the user's shell sets (2 still shows the CUDA failure)
+os.environ['TF_CPP_MIN_LOG_LEVEL'] = '0' if '--verbose' in sys.argv else '3'  # keep TensorFlow's start-up chatter (CUDA initialisation failures, notices about CPU kernels) off the terminal, before it is imported, whatever the user's shell sets (2 still shows the CUDA failure)
 
 def _import_tensorflow_quietly():
     "Import TensorFlow with the process's standard error pointed at /dev/null: the lines its C++ libraries print while loading ignore TF_CPP_MIN_LOG_LEVEL."
