@@ -27,8 +27,7 @@ from .label_files import check_outputs, check_replaceable, check_writable, label
 from .files import IMAGE_SUFFIXES, max_pixels, list_images, one_line, read_pixel_size, require_zarr, write_atomic
 from .postprocess import default_postprocessing, read_postprocessing, scaled_labels
 from .models import STRIDE, call_model, load_model, pad_to_stride
-from .normalize import (SCALE_LIMITS, Normalization, check_request, estimate_diameter, model_normalization, plan_input, predict_native,
-                                  predict_planned, scaled_size)
+from .normalize import Normalization, check_request, model_normalization, plan_input, predict_native, predict_planned
 from .onnx_engine import load_onnx_model
 from .outlines import require_roifile, write_geojson, write_imagej_rois
 
