@@ -37,7 +37,8 @@ def peak_mb() -> float: return round(resource.getrusage(resource.RUSAGE_SELF).ru
 def ours(size: int, mode: str) -> dict:
     "predict_paths end to end on a PNG: 'whole' (one image), 'blocks' (default blocks), 'small-blocks' (1024-pixel blocks, 512-pixel tiles)."
     from PIL import Image
-    from fcn_nuclei.predict import predict_paths, pretrained_path
+    from fcn_nuclei.predict import pretrained_path
+    from fcn_nuclei.predict_files import predict_paths
     folder = Path(tempfile.mkdtemp())
     Image.fromarray(field(size, size)).save(folder/'image.png')
     options = dict(whole=dict(blockwise_pixels=10 ** 12), blocks=dict(blockwise_pixels=0), **{'small-blocks': dict(blockwise_pixels=0, block=1024, tile=512)})[mode]
@@ -49,7 +50,8 @@ def small_nuclei(size: int, mode: str) -> dict:
     "predict_paths on a field with nuclei of a quarter of the training diameter: 'whole' (forced) or 'default' (predict's own choice: blocks above 4 MP at the working scale)."
     import numpy as np
     from PIL import Image
-    from fcn_nuclei.predict import predict_paths, pretrained_path
+    from fcn_nuclei.predict import pretrained_path
+    from fcn_nuclei.predict_files import predict_paths
     folder = Path(tempfile.mkdtemp())
     Image.fromarray(field(4 * size, 4 * size)).resize((size, size), Image.BILINEAR).save(folder/'image.png')
     options = dict(whole=dict(blockwise_pixels=10 ** 12), default={})[mode]
@@ -60,7 +62,8 @@ def small_nuclei(size: int, mode: str) -> dict:
 def huge(size: int) -> dict:
     "A size x size field written as Zarr, predicted to Zarr labels: neither image nor labels are ever whole in memory."
     import zarr
-    from fcn_nuclei.predict import predict_paths, pretrained_path
+    from fcn_nuclei.predict import pretrained_path
+    from fcn_nuclei.predict_files import predict_paths
     folder = Path(tempfile.mkdtemp())
     image = zarr.open(str(folder/'field.zarr'), mode='w', shape=(size, size), chunks=(1024, 1024), dtype='uint8')
     band = field(1024, size)
@@ -103,7 +106,8 @@ def stardist(size: int, foreground: float) -> dict:
 def dask_throughput(images: int, workers: int) -> dict:
     "A folder of 1024x1024 fields: one process (workers 0) against a local Dask cluster of `workers` processes."
     from PIL import Image
-    from fcn_nuclei.predict import predict_paths, pretrained_path
+    from fcn_nuclei.predict import pretrained_path
+    from fcn_nuclei.predict_files import predict_paths
     folder = Path(tempfile.mkdtemp())
     for index in range(images): Image.fromarray(field(1024, 1024 + 32 * index)).save(folder/f'field{index}.png')
     paths = sorted(folder.glob('field*.png'))

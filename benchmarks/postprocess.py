@@ -16,7 +16,8 @@ import numpy as np
 from fcn_nuclei.postprocess import probabilities_to_labels
 from fcn_nuclei.files import write_json
 from fcn_nuclei.models import load_model
-from fcn_nuclei.normalize import model_normalization, predict_native
+from fcn_nuclei.normalize import model_normalization
+from fcn_nuclei.plan import predict_native
 from fcn_nuclei.predict import load_postprocessing, pretrained_path
 from fcn_nuclei.sources import synthesize_sample
 

@@ -23,7 +23,7 @@ def one_size(model: str, size: int, repeats: int, diameter: float | None = None,
     from PIL import Image
     from fcn_nuclei.sources import synthesize_sample
     from fcn_nuclei.models import build_fcn
-    from fcn_nuclei.predict import predict_paths
+    from fcn_nuclei.predict_files import predict_paths
     folder = Path(tempfile.mkdtemp())
     if not Path(model).is_file():
         build_fcn('skips', outputs=2).save(folder/'model.keras'); model = folder/'model.keras'

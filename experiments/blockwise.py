@@ -14,7 +14,8 @@ from pathlib import Path
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 import numpy as np
 
-from fcn_nuclei.blockwise import plan_blocks, plan_image, segment_blockwise, LazyImage
+from fcn_nuclei.blockwise import plan_blocks, segment_blockwise, LazyImage
+from fcn_nuclei.plan import plan_input
 from fcn_nuclei.data import load_dsb, split_ids
 from fcn_nuclei.evaluate import intersection_table, object_scores
 from fcn_nuclei.files import write_json
@@ -52,8 +53,8 @@ rows, started = [], time.perf_counter()
 for sample in validation:
     whole, info = predict_image(model, sample.image, postprocessing, normalization=normalization)
     blockwise, block_info = segment_blockwise(model, sample.image, normalization, postprocessing, block=arguments.block, margin=arguments.margin)
-    plan = plan_image(model, LazyImage(sample.image), normalization, postprocessing, diameter=info['diameter'])
-    borders = border_mask(plan_blocks(plan.height, plan.width, plan.working_height, plan.working_width, arguments.block, arguments.margin), whole.shape)
+    plan = plan_input(model, LazyImage(sample.image), normalization, diameter=info['diameter'])
+    borders = border_mask(plan_blocks(plan.height, plan.width, *plan.working_size, arguments.block, arguments.margin), whole.shape)
     crossing = np.unique(whole[borders & (whole > 0)])
     iou = intersection_table(whole, blockwise)[0]  # IoU of every whole-image nucleus with every blockwise one
     whole_once = int(sum(1 for label in crossing if iou.shape[1] and (iou[label - 1] >= 0.5).any()))

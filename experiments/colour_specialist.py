@@ -28,7 +28,8 @@ from fcn_nuclei.evaluate import object_scores, pixel_scores, tune_postprocessing
 from fcn_nuclei.postprocess import read_postprocessing, scaled_labels
 from fcn_nuclei.files import write_atomic
 from fcn_nuclei.models import load_model
-from fcn_nuclei.normalize import model_normalization, predict_native
+from fcn_nuclei.normalize import model_normalization
+from fcn_nuclei.plan import predict_native
 from fcn_nuclei.train import train
 
 

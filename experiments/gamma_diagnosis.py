@@ -29,7 +29,8 @@ from fcn_nuclei.postprocess import scaled_labels
 from fcn_nuclei.files import write_atomic
 from fcn_nuclei.models import load_model
 import fcn_nuclei.normalize as normalize
-from fcn_nuclei.normalize import model_normalization, predict_native
+from fcn_nuclei.normalize import model_normalization
+from fcn_nuclei.plan import predict_native
 from fcn_nuclei.predict import predict_probabilities
 
 VARIANTS = {
@@ -71,7 +72,9 @@ if __name__ == '__main__':
     parser.add_argument('--float-input', action='store_true', help='feed the network the stretched image in floating point, not rounded to 8 bits')
     parser.add_argument('--limit', type=int, default=None, help='first N validation images only (a quick check)')
     arguments = parser.parse_args()
-    if arguments.float_input: normalize.apply_stretch, normalize.resize_image = float_stretch, float_resize  # predict_native and the diameter estimate look both up in their module
+    if arguments.float_input:  # the stretch is looked up in `normalize`; the resize in `normalize` (the diameter estimate) and in `plan` (`predict_native`)
+        import fcn_nuclei.plan as plan
+        normalize.apply_stretch, normalize.resize_image, plan.resize_image = float_stretch, float_resize, float_resize
     model, normalization = load_model(arguments.model), model_normalization(arguments.model)
     config = json.loads((arguments.model.parent/'config.json').read_text())
     shipped = json.loads((arguments.model.parent/'postprocess.json').read_text())

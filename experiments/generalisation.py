@@ -26,7 +26,8 @@ from fcn_nuclei.evaluate import object_scores
 from fcn_nuclei.postprocess import probabilities_to_labels, scaled_labels
 from fcn_nuclei.models import load_model
 from fcn_nuclei.predict import predict_probabilities
-from fcn_nuclei.normalize import Normalization, median_diameter, normalize_image, model_normalization, predict_native, resize_image, resize_labels, scaled_size
+from fcn_nuclei.normalize import Normalization, median_diameter, normalize_image, model_normalization, resize_image, resize_labels, scaled_size
+from fcn_nuclei.plan import predict_native
 
 
 def _scaled(image, labels, factor):

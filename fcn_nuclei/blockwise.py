@@ -8,7 +8,7 @@ Docs: https://fcn-nuclei.github.io/fcn_nuclei/blockwise.html.md"""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -19,13 +19,12 @@ import tifffile
 from .postprocess import scaled_labels
 from .files import check_intensities, check_pixels, check_tiff_storage, read_array, require_zarr, tiff_axes
 from .models import STRIDE, predict_padded
-from .normalize import (ESTIMATION_SIDE, ESTIMATION_STEPS, SCALE_LIMITS, Normalization, apply_intensity, check_request, estimate_diameter,
-                        intensity_settings, resize_image, sample_step, resize_probabilities, scaled_size)
+from .normalize import Normalization, resize_image, resize_probabilities, sample_step
+from .plan import InputPlan, plan_input
 
 # %% auto #0
 __all__ = ['CHUNK_LIMIT', 'BLOCK', 'BLOCK_TILE', 'BLOCK_MARGIN', 'LazyImage', 'is_zarr', 'open_image', 'Block', 'plan_blocks',
-           'ImagePlan', 'plan_image', 'BlockLabels', 'segment_block', 'label_block', 'merge_blocks',
-           'segment_blockwise']
+           'BlockLabels', 'segment_block', 'label_block', 'merge_blocks', 'segment_blockwise']
 
 # %% ../nbs/07d_blockwise.ipynb #cdf8a1fe
 def _guess_axes(shape: tuple[int, ...]) -> str:
@@ -166,49 +165,6 @@ def plan_blocks(height: int, width: int, # Native image size
             blocks.append(Block(row, column, core, outer, read, box))
     return blocks
 
-# %% ../nbs/07d_blockwise.ipynb #904dacf3
-@dataclass(frozen=True)
-class ImagePlan:
-    "What is measured once for a whole image and applied to each of its blocks."
-    channel: str # Channel rule
-    bounds: tuple[float, float] | None # Stretch bounds
-    diameter: float | None # Nucleus diameter, native pixels
-    scale: float # Rescaling to the training diameter
-    estimated: bool # Diameter estimated (not given)
-    height: int # Native size
-    width: int
-    working_height: int # Size at the working scale
-    working_width: int
-    postprocessing: dict # In pixels of the training scale (`scaled_labels` applies `scale`)
-
-def _centre_window(length: int, side: int) -> tuple[int, int]:
-    "Start and end of a centred window of at least `side` pixels whose centre is the image's own (same parity), so that centred crops of it are those of the image."
-    if length <= side: return 0, length
-    side += (length - side) % 2
-    return (length - side) // 2, (length + side) // 2
-
-def plan_image(model: keras.Model, # A trained model
-               image: LazyImage, # The image (`open_image`)
-               normalization: Normalization, # The model's input contract
-               postprocessing: dict, # Post-processing settings in pixels of the training scale
-               diameter: float | None = None, # Nucleus diameter in pixels; None: estimated from the image's centre
-               channel: str | None = None, # Override the contract's channel rule
-              ) -> ImagePlan:
-    "The channel rule and stretch (from a sample of the whole image) and the diameter (from its centre, as `estimate_diameter` sees the whole image), as `predict_native` finds them."
-    if normalization is None: raise ValueError(f"{image.name}: this model stores no input contract (trained before it existed); blockwise prediction needs one")
-    check_request(normalization, diameter, channel)
-    rule, bounds = intensity_settings(image.sample(), channel or normalization.channel, normalization.percentiles, image.name)
-    scale, estimated = 1.0, False
-    if normalization.diameter:
-        if diameter is None:
-            side = math.ceil(ESTIMATION_SIDE / max(SCALE_LIMITS[0], 2.0 ** -max(ESTIMATION_STEPS))) + 1
-            (top, bottom), (left, right) = _centre_window(image.height, side), _centre_window(image.width, side)
-            window = apply_intensity(image.read(top, left, bottom, right), rule, bounds, image.name)
-            diameter, estimated = estimate_diameter(model, window, normalization.diameter), True
-        scale = float(np.clip(normalization.diameter / diameter, *SCALE_LIMITS))
-    return ImagePlan(rule, bounds, None if diameter is None else round(float(diameter), 2), round(scale, 4), estimated,
-                     image.height, image.width, *scaled_size(image.height, image.width, scale), postprocessing)
-
 # %% ../nbs/07d_blockwise.ipynb #56a0bf11
 @dataclass
 class BlockLabels:
@@ -219,25 +175,32 @@ class BlockLabels:
 
 def segment_block(image: LazyImage, # The image
                   block: Block, # Which block
-                  plan: ImagePlan, # From `plan_image`
+                  plan: InputPlan, # The image's plan (`plan_input`)
+                  postprocessing: dict, # Post-processing settings in pixels of the training scale
                   probabilities_of: Callable, # Probabilities of a prepared (H, W, 3) `uint8` image at the working scale
                  ) -> np.ndarray:
-    "Local instance labels of a block's outer region: normalised by the plan, rescaled, predicted, scaled back and post-processed."
+    "Local instance labels of a block's outer region: prepared by the plan, rescaled, predicted, scaled back and post-processed."
     (read_top, read_left, _, _), (top, left, bottom, right) = block.read, block.working
-    prepared = apply_intensity(image.read(*block.read), plan.channel, plan.bounds, image.name)
-    if (plan.working_height, plan.working_width) == (plan.height, plan.width): return scaled_labels(probabilities_of(prepared), plan.postprocessing, plan.scale, (plan.height, plan.width), (read_top, read_left))
-    ratio_y, ratio_x = plan.height / plan.working_height, plan.width / plan.working_width
+    region = image.read(*block.read)
+    prepared = plan.prepare(region)
+    if plan.working_size == (plan.height, plan.width): return scaled_labels(probabilities_of(prepared), postprocessing, plan.scale, (plan.height, plan.width), (read_top, read_left))
+    working_height, working_width = plan.working_size
+    ratio_y, ratio_x = plan.height / working_height, plan.width / working_width
     working = resize_image(prepared, bottom - top, right - left, box=(top * ratio_y - read_top, left * ratio_x - read_left, bottom * ratio_y - read_top, right * ratio_x - read_left))
     outer_top, outer_left, outer_bottom, outer_right = block.outer
     probabilities = resize_probabilities(probabilities_of(working), outer_bottom - outer_top, outer_right - outer_left,
                                          box=(outer_top / ratio_y - top, outer_left / ratio_x - left, outer_bottom / ratio_y - top, outer_right / ratio_x - left))
-    return scaled_labels(probabilities, plan.postprocessing, plan.scale, (plan.height, plan.width), (outer_top, outer_left))
+    return scaled_labels(probabilities, postprocessing, plan.scale, (plan.height, plan.width), (outer_top, outer_left))
 
-def label_block(image: LazyImage, block: Block, plan: ImagePlan, probabilities_of: Callable,
+def label_block(image: LazyImage, # The image
+                block: Block, # Which block
+                plan: InputPlan, # The image's plan (`plan_input`)
+                postprocessing: dict, # Post-processing settings in pixels of the training scale
+                probabilities_of: Callable, # Probabilities of a prepared image at the working scale
                 write: Callable, # Called with the block and its core's local labels (`uint32`)
                ) -> BlockLabels:
     "Segment one block, hand its core's labels to `write`, and keep what the merge needs."
-    labels = segment_block(image, block, plan, probabilities_of).astype(np.uint32)
+    labels = segment_block(image, block, plan, postprocessing, probabilities_of).astype(np.uint32)
     (top, left, bottom, right), (outer_top, outer_left, outer_bottom, outer_right) = block.core, block.outer
     rows, columns = slice(top - outer_top, bottom - outer_top), slice(left - outer_left, right - outer_left)
     core = labels[rows, columns]
@@ -292,19 +255,23 @@ def segment_blockwise(model: keras.Model, # A trained model with an input contra
                       block: int = BLOCK, # Core side at the working scale
                       margin: int = BLOCK_MARGIN, # Context at the working scale
                       out=None, # (H, W) `uint32` array to fill, e.g. a Zarr array on disk; None: a new NumPy array
-                      run_blocks: Callable | None = None, # Called with the blocks, the plan and `write`; labels the blocks (`label_block`) and returns their results (default: here, one after another; `fcn_nuclei.distributed` runs them on Dask)
+                      run_blocks: Callable | None = None, # Called with the blocks, the plan, the post-processing and `write`; labels the blocks (`label_block`) and returns their results (default: here, one after another; `fcn_nuclei.distributed` runs them on Dask)
+                      plan: InputPlan | None = None, # The image's plan, when the caller made it (`plan_input`); None: planned here
                      ) -> tuple[np.ndarray, dict]:
     "Instance labels of an image of any size, block by block in bounded memory: each block segmented with context, cut to its core, and nuclei cut by block borders merged."
-    image = image if isinstance(image, LazyImage) else LazyImage(np.asarray(image))
+    name = image.name if isinstance(image, LazyImage) else 'image'
+    if (plan is None and normalization is None) or (plan is not None and not plan.contract):
+        raise ValueError(f"{name}: this model stores no input contract (trained before it existed); blockwise prediction needs one")
+    plan = replace(plan or plan_input(model, image, normalization, diameter, channel, name), prepared=None)  # blocks read their own regions
+    image = image if isinstance(image, LazyImage) else LazyImage(np.asarray(image), name=plan.source)
     probabilities_of = probabilities_of or (lambda prepared: predict_padded(model, prepared))
-    plan = plan_image(model, image, normalization, postprocessing, diameter, channel)
-    blocks = plan_blocks(plan.height, plan.width, plan.working_height, plan.working_width, block, margin)
+    blocks = plan_blocks(plan.height, plan.width, *plan.working_size, block, margin)
     out = np.zeros((image.height, image.width), np.uint32) if out is None else out
     def write(block: Block, core: np.ndarray): out[block.core[0]:block.core[2], block.core[1]:block.core[3]] = core
-    results = run_blocks(blocks, plan, write) if run_blocks else [label_block(image, block, plan, probabilities_of, write) for block in blocks]
+    results = run_blocks(blocks, plan, postprocessing, write) if run_blocks else [label_block(image, block, plan, postprocessing, probabilities_of, write) for block in blocks]
     lookups, count = merge_blocks(results)
     for block in blocks:
         top, left, bottom, right = block.core
         out[top:bottom, left:right] = lookups[(block.row, block.column)][np.asarray(out[top:bottom, left:right])]
     if isinstance(out, np.ndarray) and count <= np.iinfo(np.uint16).max: out = out.astype(np.uint16)
-    return out, dict(channel=plan.channel, diameter=plan.diameter, scale=plan.scale, estimated=plan.estimated, blocks=len(blocks), nuclei=count)
+    return out, dict(**plan.info(), blocks=len(blocks), nuclei=count)

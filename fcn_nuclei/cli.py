@@ -35,15 +35,18 @@ try:  # Ctrl-C while the libraries load (a few seconds) ends the command with on
     from fcn_nuclei.pipeline import PROTOCOLS
     from fcn_nuclei.sources import download_bbbc038, resolve_data, write_synthetic_dataset
     from fcn_nuclei.models import DECODERS, STRIDE
-    from fcn_nuclei.train import LOSSES, PRECISIONS, STRATEGIES, check_outside_data, train
+    from fcn_nuclei.long_runs import STRATEGIES, check_outside_data
+    from fcn_nuclei.train import LOSSES, PRECISIONS, train
     from fcn_nuclei.ablation import run_ablation
     from fcn_nuclei.evaluate import evaluate, show_extremes, write_evaluation
     from fcn_nuclei.bioimageio_export import export_bioimageio
     from fcn_nuclei.blockwise import BLOCK
     from fcn_nuclei.distributed import DaskRunner, connect
     from fcn_nuclei.label_files import check_writable
-    from fcn_nuclei.predict import ENGINES, OUTPUT_FORMATS, PRETRAINED, predict_paths, resolve_model
-    from fcn_nuclei.normalize import CHANNEL_RULES, check_request, model_normalization
+    from fcn_nuclei.predict import PRETRAINED, resolve_model
+    from fcn_nuclei.predict_files import ENGINES, OUTPUT_FORMATS, predict_paths
+    from fcn_nuclei.normalize import CHANNEL_RULES, model_normalization
+    from fcn_nuclei.plan import check_request
 except KeyboardInterrupt:
     print("fcn-nuclei: interrupted while starting; nothing was written", file=sys.stderr)
     raise SystemExit(130) from None

@@ -19,7 +19,8 @@ from skimage import segmentation
 from sklearn.model_selection import train_test_split
 from tqdm.auto import tqdm
 
-from .files import IMAGE_SUFFIXES, masks_to_labels, one_line, read_image
+from .files import IMAGE_SUFFIXES, one_line, read_image
+from .masks import masks_to_labels
 
 # %% auto #0
 __all__ = ['Sample', 'read_dsb_sample', 'list_dsb_samples', 'damaged_note', 'load_dsb', 'show_samples', 'dataset_summary',
@@ -194,7 +195,7 @@ def split_ids(samples: list[Sample], # Loaded samples
 
 # %% ../nbs/00_data.ipynb #478d8d85
 _MOVED = {**dict.fromkeys(['IMAGE_SUFFIXES', 'MIN_IMAGE_SIDE', 'MAX_PIXELS', 'max_pixels', 'read_array', 'to_rgb_uint8', 'read_image',
-                           'masks_to_labels', 'list_images', 'read_labels', 'write_atomic', 'write_json'], 'files'),
+                           'list_images', 'read_labels', 'write_atomic', 'write_json'], 'files'), 'masks_to_labels': 'masks',
           **dict.fromkeys(['SYNTHETIC_SIZES', 'synthesize_sample', 'write_dsb_sample', 'write_synthetic_dataset', 'cache_dir',
                            'synthetic_dataset', 'resolve_data', 'BBBC038_URL', 'safe_extract', 'download_dataset', 'download_bbbc038'], 'sources'),
           **dict.fromkeys(['PROTOCOLS', 'ARTICLE_SIZE', 'reflect_pad', 'article_arrays', 'targets', 'validation_crops',

@@ -13,11 +13,13 @@ import os
 from pathlib import Path
 from typing import Callable
 
-from .blockwise import BLOCK_TILE, Block, BlockLabels, ImagePlan, label_block, open_image
+from .blockwise import BLOCK_TILE, Block, BlockLabels, label_block, open_image
 from .models import load_model
 from .normalize import model_normalization
 from .onnx_engine import load_onnx_model
-from .predict import load_postprocessing, predict_probabilities, segment_file
+from .plan import InputPlan
+from .predict import load_postprocessing, predict_probabilities
+from .predict_files import segment_file
 
 # %% auto #0
 __all__ = ['require_distributed', 'connect', 'worker_model', 'worker_image', 'segment_file_task', 'label_block_task',
@@ -62,11 +64,11 @@ def segment_file_task(model_path: str, engine: str, path: str, options: dict) ->
     model, normalization, postprocessing = worker_model(model_path, engine)
     return segment_file(model, path, normalization, postprocessing, **options)
 
-def label_block_task(model_path: str, engine: str, path: str, block: Block, plan: ImagePlan, tile: int | None, tta: bool) -> tuple[BlockLabels, object]:
+def label_block_task(model_path: str, engine: str, path: str, block: Block, plan: InputPlan, postprocessing: dict, tile: int | None, tta: bool) -> tuple[BlockLabels, object]:
     "On a worker: `label_block` with the worker's model; returns its result and the core's labels, which the client writes."
     model = worker_model(model_path, engine)[0]
     cores = []
-    result = label_block(worker_image(path), block, plan, lambda prepared: predict_probabilities(model, prepared, tile=tile or BLOCK_TILE, tta=tta), lambda _, core: cores.append(core))
+    result = label_block(worker_image(path), block, plan, postprocessing, lambda prepared: predict_probabilities(model, prepared, tile=tile or BLOCK_TILE, tta=tta), lambda _, core: cores.append(core))
     return result, cores[0]
 
 # %% ../nbs/07e_dask.ipynb #3d3e2d28
@@ -94,8 +96,8 @@ class DaskRunner:
     def block_runner(self, path: str | Path, tile: int | None, tta: bool) -> Callable:
         "A `run_blocks` for `segment_blockwise`: every block labelled on the cluster, each core written here as it arrives."
         distributed = require_distributed()
-        def run(blocks: list[Block], plan: ImagePlan, write: Callable) -> list[BlockLabels]:
-            futures = [self.client.submit(label_block_task, self.model_path, self.engine, str(Path(path).resolve()), block, plan, tile, tta, pure=False) for block in blocks]
+        def run(blocks: list[Block], plan: InputPlan, postprocessing: dict, write: Callable) -> list[BlockLabels]:
+            futures = [self.client.submit(label_block_task, self.model_path, self.engine, str(Path(path).resolve()), block, plan, postprocessing, tile, tta, pure=False) for block in blocks]
             results = []
             for future in distributed.as_completed(futures):
                 result, core = _Outcome(future).result()

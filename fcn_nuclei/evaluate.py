@@ -24,7 +24,8 @@ from .files import write_atomic, write_json
 from .pipeline import ARTICLE_SIZE
 from .sources import resolve_data
 from .models import call_model, load_model
-from .normalize import median_diameter, model_normalization, predict_native
+from .normalize import median_diameter, model_normalization
+from .plan import predict_native
 from .postprocess import (METHODS, default_postprocessing, probabilities_to_labels, read_postprocessing, scaled_labels,
                                    validate_postprocessing)
 

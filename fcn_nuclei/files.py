@@ -1,4 +1,4 @@
-"""Read PNG, JPEG, BMP and TIFF images of any dtype and channel count into the three `uint8` channels the model takes, merge per-nucleus mask files into instance labels fast, read label images, and write every output all or nothing.
+"""Read PNG, JPEG, BMP and TIFF images of any dtype and channel count into the three `uint8` channels the model takes, read label images and pixel sizes, and write every output all or nothing.
 
 Docs: https://fcn-nuclei.github.io/fcn_nuclei/image_files.html.md"""
 
@@ -8,7 +8,6 @@ Docs: https://fcn-nuclei.github.io/fcn_nuclei/image_files.html.md"""
 from __future__ import annotations
 
 import errno
-import io
 import json
 import math
 import os
@@ -22,16 +21,14 @@ import numpy as np
 import tifffile
 from PIL import Image, ImageOps
 
-try: from zlib_ng.zlib_ng import decompressobj as _inflater  # inflates long runs of zeros (mask files) about 15x faster than zlib
-except ImportError: from zlib import decompressobj as _inflater
 
 Image.MAX_IMAGE_PIXELS = None  # Pillow's decompression-bomb guard is replaced by our own limit (`MAX_PIXELS`), checked from each header before decoding
 
 # %% auto #0
 __all__ = ['IMAGE_SUFFIXES', 'MIN_IMAGE_SIDE', 'MAX_PIXELS', 'SUSPICIOUS_RATIO', 'MICROMETRES', 'max_pixels', 'check_pixels',
            'tiff_axes', 'check_tiff_storage', 'check_intensities', 'read_array', 'to_rgb_uint8', 'read_image',
-           'masks_to_labels', 'list_images', 'read_labels', 'read_pixel_size', 'write_atomic', 'write_folder_atomic',
-           'write_json', 'require_zarr', 'one_line']
+           'list_images', 'read_labels', 'read_pixel_size', 'write_atomic', 'write_folder_atomic', 'write_json',
+           'require_zarr', 'one_line']
 
 # %% ../nbs/10_image_files.ipynb #3dd35292
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.tif', '.tiff', '.bmp')
@@ -178,112 +175,6 @@ def read_image(path: str | Path, # An image file: PNG, JPEG, BMP or TIFF
               ) -> np.ndarray:
     "Read any supported image file as (H, W, 3) `uint8`."
     return to_rgb_uint8(read_array(path), source=path)
-
-# %% ../nbs/10_image_files.ipynb #b1c32800
-_MASK_MODES = ('1', 'L', 'I', 'I;16', 'I;16L', 'I;16B')
-_PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
-
-def _decode_grey_png(data: bytes, expected_size: tuple[int, int] | None = None) -> np.ndarray | None:
-    "Fast path for 8-bit greyscale, non-interlaced PNG masks (the DSB's): one inflate and NumPy row unfiltering. None: use Pillow."
-    if not data.startswith(_PNG_SIGNATURE): return None
-    position, header, compressed = 8, None, []
-    while position + 8 <= len(data):
-        length, kind = int.from_bytes(data[position:position + 4], 'big'), data[position + 4:position + 8]
-        if kind == b'IHDR' and length == 13: header = data[position + 8:position + 21]
-        elif kind == b'IDAT': compressed.append(data[position + 8:position + 8 + length])
-        elif kind == b'IEND': break
-        position += 12 + length
-    if header is None: return None
-    width, height = int.from_bytes(header[:4], 'big'), int.from_bytes(header[4:8], 'big')
-    if header[8:13] != bytes([8, 0, 0, 0, 0]): return None  # bit depth 8, greyscale, deflate, adaptive filters, not interlaced
-    if expected_size is not None and (width, height) != expected_size: return None  # the caller reports the size mismatch
-    try: raw = _inflater().decompress(b''.join(compressed), height * (width + 1) + 1)  # never inflate more than the image can hold
-    except Exception: return None  # damaged: Pillow names the problem
-    if len(raw) != height * (width + 1): return None
-    rows = np.frombuffer(raw, np.uint8).reshape(height, width + 1)
-    filters, pixels = rows[:, 0], rows[:, 1:]
-    if not filters.any(): return pixels
-    if (filters > 4).any(): return None
-    pixels, zeros = pixels.copy(), np.zeros(width, np.uint8)
-    for row in np.flatnonzero(filters):  # in order, so the row above is already reconstructed
-        above = pixels[row - 1] if row else zeros
-        if filters[row] == 1: pixels[row] = np.cumsum(pixels[row], dtype=np.uint8)  # Sub: running sum, modulo 256
-        elif filters[row] == 2: pixels[row] += above  # Up
-        else: pixels[row] = _unfilter_sequential(int(filters[row]), pixels[row], above)
-    return pixels
-
-def _unfilter_sequential(kind: int, row: np.ndarray, above: np.ndarray) -> np.ndarray:
-    "Average (3) or Paeth (4) unfiltering of one 8-bit grey row, looping only where the row or the row above is non-zero."
-    active = np.flatnonzero(row | above)
-    result = np.zeros(row.size, np.uint8)
-    if not active.size: return result
-    raw, up, out = row.tolist(), above.tolist(), result.tolist()
-    index, last, left = int(active[0]), int(active[-1]) + 1, 0  # before `active[0]` everything is 0
-    while index < row.size:
-        if index > last:  # raw, up and up-left are 0 from here: Paeth repeats the left value, Average halves it
-            if kind == 4: out[index:] = [left] * (row.size - index); break
-            if left == 0: break
-        up_here, up_left = up[index], up[index - 1] if index else 0
-        if kind == 3: predictor = (left + up_here) >> 1
-        else:
-            estimate = left + up_here - up_left
-            distances = abs(estimate - left), abs(estimate - up_here), abs(estimate - up_left)
-            predictor = left if distances[0] <= distances[1] and distances[0] <= distances[2] else (up_here if distances[1] <= distances[2] else up_left)
-        left = out[index] = (raw[index] + predictor) & 255
-        index += 1
-    return np.array(out, np.uint8)
-
-def _read_mask_region(path: Path, image_size: tuple[int, int]):
-    "Decode one mask file; return its bounding box and the boolean pixels inside it (None for an empty mask)."
-    data = path.read_bytes()
-    if not data: raise ValueError(f"{path}: empty mask file (0 bytes)")
-    pixels = _decode_grey_png(data, image_size)
-    if pixels is None:  # any other kind of file, every damaged one, and a size mismatch
-        try:
-            with Image.open(io.BytesIO(data)) as mask:
-                if mask.size != image_size: raise ValueError(f"{path}: mask is {mask.size[0]}x{mask.size[1]} but its image is {image_size[0]}x{image_size[1]}")
-                if mask.mode not in _MASK_MODES: raise ValueError(f"{path}: a mask must have one channel, but this file is {mask.mode}")
-                mask.load()
-                pixels = np.asarray(mask)
-        except ValueError: raise
-        except Exception as error:
-            raise ValueError(f"{path}: cannot decode mask, the file is unreadable or truncated ({type(error).__name__}: {error})") from error
-    rows = np.flatnonzero(pixels.any(axis=1))
-    if not rows.size: return None
-    columns = np.flatnonzero(pixels[rows[0]:rows[-1] + 1].any(axis=0))
-    box = (int(columns[0]), int(rows[0]), int(columns[-1]) + 1, int(rows[-1]) + 1)  # left, top, right, bottom
-    region = pixels[box[1]:box[3], box[0]:box[2]]
-    foreground = region != 0
-    values = region[foreground]
-    if values.min() != values.max(): raise ValueError(f"{path}: mask is not binary (foreground values from {values.min()} to {values.max()})")
-    return box, foreground
-
-# %% ../nbs/10_image_files.ipynb #d78eda02
-def masks_to_labels(mask_paths: list[Path], # One binary mask file per nucleus, in label order
-                    height: int, width: int, # The image's size
-                   ) -> tuple[np.ndarray, int]:
-    "Merge per-nucleus mask files into a `uint16` instance-label image; return it and the number of shared pixels."
-    if len(mask_paths) > np.iinfo(np.uint16).max: raise ValueError(f"{mask_paths[0].parent}: {len(mask_paths)} masks exceed the uint16 label range")
-    regions = [(label, _read_mask_region(path, (width, height))) for label, path in enumerate(mask_paths, start=1)]
-    regions = [(label, region) for label, region in regions if region is not None]
-    labels = np.zeros((height, width), np.uint16)
-    claimed = np.zeros((height, width), np.uint8)  # how many masks cover each pixel
-    # largest first, so that a smaller nucleus, painted later, wins any shared pixel; ties: later file wins
-    for label, ((left, top, right, bottom), foreground) in sorted(regions, key=lambda item: (-item[1][1].sum(), item[0])):
-        window = labels[top:bottom, left:right]
-        window[foreground] = label
-        claimed[top:bottom, left:right] += foreground
-    shared = int((claimed > 1).sum())
-    if shared:
-        present = np.zeros(len(mask_paths) + 1, bool); present[labels.ravel()] = True
-        hidden = [str(mask_paths[label - 1]) for label, _ in regions if not present[label]]
-        if hidden: raise ValueError(f"{hidden[0]}: this mask lies entirely under other masks ({len(hidden)} such masks in {mask_paths[0].parent})")
-    # renumber 1..n when empty mask files left gaps
-    if len(regions) != len(mask_paths):
-        lookup = np.zeros(len(mask_paths) + 1, np.uint16)
-        lookup[[label for label, _ in regions]] = np.arange(1, len(regions) + 1)
-        labels = lookup[labels]
-    return labels, shared
 
 # %% ../nbs/10_image_files.ipynb #752f88f4
 def list_images(folder: str | Path, # A folder of image files (not searched recursively)

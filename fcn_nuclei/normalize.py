@@ -12,7 +12,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import math
-from typing import Callable
 
 import keras
 import numpy as np
@@ -20,17 +19,16 @@ from PIL import Image
 from scipy import ndimage
 
 from .data import Sample
-from .files import MIN_IMAGE_SIDE, check_intensities, to_rgb_uint8
+from .files import MIN_IMAGE_SIDE, check_intensities
 from .models import predict_padded
 
 # %% auto #0
 __all__ = ['CHANNEL_RULES', 'PERCENTILES', 'EMPTY_CHANNEL', 'ESTIMATION_STEPS', 'ESTIMATION_SIDE', 'SCALE_LIMITS', 'CONSISTENCY',
-           'sample_step', 'sample_pixels', 'detect_channel_rule', 'apply_channel_rule', 'stretch_bounds',
-           'apply_stretch', 'percentile_stretch', 'intensity_settings', 'apply_intensity', 'normalize_image',
-           'nucleus_diameters', 'median_diameter', 'resize_image', 'resize_probabilities', 'resize_labels',
-           'scaled_size', 'Normalization', 'prepare_sample', 'foreground_statistics', 'diameter_candidates',
-           'choose_diameter', 'estimate_diameter', 'model_normalization', 'scale_postprocessing', 'check_request',
-           'InputPlan', 'plan_input', 'predict_planned', 'predict_native']
+           'channels_last', 'sample_step', 'sample_pixels', 'detect_channel_rule', 'apply_channel_rule',
+           'stretch_bounds', 'apply_stretch', 'percentile_stretch', 'intensity_settings', 'apply_intensity',
+           'normalize_image', 'nucleus_diameters', 'median_diameter', 'resize_image', 'resize_probabilities',
+           'resize_labels', 'scaled_size', 'Normalization', 'prepare_sample', 'foreground_statistics',
+           'diameter_candidates', 'choose_diameter', 'estimate_diameter', 'estimation_window', 'model_normalization']
 
 # %% ../nbs/06_generalisation.ipynb #78213822
 CHANNEL_RULES = ('auto', 'grey', 'rgb', 'red', 'green', 'blue', 'max')
@@ -38,7 +36,9 @@ PERCENTILES = (1.0, 99.8)  # csbdeep's and StarDist's default, joint over channe
 _SAMPLE_LIMIT = 1_000_000  # percentiles of huge images from a fixed subsample
 EMPTY_CHANNEL = 0.1  # a channel whose brightest pixels reach at most this share of the brightest channel's carries no signal
 
-def _channels_last(array: np.ndarray, source: str) -> np.ndarray:
+def channels_last(array: np.ndarray, # A grey, channels-last or channels-first image
+                  source: str, # Named in error messages
+                 ) -> np.ndarray:
     "(H, W, C) view of a grey, channels-last or channels-first image; alpha dropped."
     array = np.asarray(array)
     if array.ndim == 3 and array.shape[0] in (1, 2, 3, 4) and array.shape[-1] > 4: array = np.moveaxis(array, 0, -1)
@@ -73,7 +73,7 @@ def _subsample(values: np.ndarray) -> np.ndarray:
 def detect_channel_rule(image: np.ndarray, # (H, W) or (H, W, C) image of any dtype
                        ) -> str:
     "'grey' for one channel or equal channels; 'max' for one or two channels carrying the signal and the others near-empty, or colour on a dark background (fluorescence rendered in colour); 'rgb' for colour on a bright background in every channel (H&E, brightfield)."
-    image = _channels_last(image, 'image')
+    image = channels_last(image, 'image')
     if image.shape[-1] == 1 or all(np.array_equal(image[..., 0], image[..., channel]) for channel in (1, 2)): return 'grey'
     brightest = _subsample(image.max(axis=-1))
     if brightest.size == 0: return 'grey'
@@ -90,7 +90,7 @@ def apply_channel_rule(image: np.ndarray, # (H, W) or (H, W, C) image
                        source: str = 'image', # Named in error messages
                       ) -> np.ndarray:
     "(H, W, 1) for grey, red, green, blue and max; (H, W, 3) for rgb."
-    image = _channels_last(image, source)
+    image = channels_last(image, source)
     if rule not in CHANNEL_RULES or rule == 'auto': raise ValueError(f"unknown channel rule {rule!r}: use one of {CHANNEL_RULES}")
     if image.shape[-1] == 1: return np.repeat(image, 3, axis=-1) if rule == 'rgb' else image
     if rule == 'rgb': return image
@@ -150,7 +150,7 @@ def normalize_image(image: np.ndarray, # (H, W) or (H, W, C) image of any dtype,
                     source: str = 'image', # Named in error messages
                    ) -> tuple[np.ndarray, str]:
     "The network's input: (H, W, 3) `uint8`, channels reduced by the rule and stretched per image; returns the image and the rule used."
-    image = _channels_last(image, source)
+    image = channels_last(image, source)
     if min(image.shape[:2]) < MIN_IMAGE_SIDE: raise ValueError(f"{source}: image is {image.shape[1]}x{image.shape[0]} pixels, too small to segment (each side needs at least {MIN_IMAGE_SIDE})")
     rule, bounds = intensity_settings(sample_pixels(image), channel, percentiles, source)
     return apply_intensity(image, rule, bounds, source), rule
@@ -314,6 +314,17 @@ def estimate_diameter(model: keras.Model, # A trained model
     "The median nucleus diameter of an image in pixels, found by asking the model itself at several scales."
     return choose_diameter(diameter_candidates(model, image, training_diameter), training_diameter)
 
+def estimation_window(height: int, width: int, # The image's size
+                     ) -> tuple[int, int, int, int]:
+    "The centred region (top, left, bottom, right) of an image that `estimate_diameter` looks at: the window of its most shrinking candidate, centred on the image's own centre (same parity), so that the estimate on this region is the estimate on the whole image."
+    side = math.ceil(ESTIMATION_SIDE / max(SCALE_LIMITS[0], 2.0 ** -max(ESTIMATION_STEPS))) + 1
+    def centred(length: int) -> tuple[int, int]:
+        if length <= side: return 0, length
+        extent = side + (length - side) % 2
+        return (length - extent) // 2, (length + extent) // 2
+    (top, bottom), (left, right) = centred(height), centred(width)
+    return top, left, bottom, right
+
 # %% ../nbs/06_generalisation.ipynb #6690ab55
 def model_normalization(model_path: str | Path, # A `.keras` file with its `config.json` beside it
                        ) -> Normalization | None:
@@ -322,78 +333,3 @@ def model_normalization(model_path: str | Path, # A `.keras` file with its `conf
     if not config.is_file(): return None
     try: return Normalization.from_config(json.loads(config.read_text()))
     except (ValueError, TypeError) as error: raise ValueError(f"{config}: invalid normalization settings ({error})") from error
-
-def scale_postprocessing(setting: dict, # Post-processing settings, in pixels of the training scale
-                         scale: float, # How much the image was enlarged before prediction
-                        ) -> dict:
-    "The same settings in native pixels: distances divided by `scale`, areas by its square."
-    scaled = dict(setting)
-    if 'min_distance' in scaled: scaled['min_distance'] = max(1, round(scaled['min_distance'] / scale))
-    if 'min_size' in scaled: scaled['min_size'] = max(1, round(scaled['min_size'] / scale ** 2))
-    return scaled
-
-def check_request(normalization: Normalization | None, # The model's contract (`model_normalization`)
-                  diameter: float | None = None, # A nucleus diameter the user gave
-                  channel: str | None = None, # A channel rule the user gave
-                  unit: str = 'px', # The diameter's unit: 'px', or 'um' (turned into pixels per image later)
-                 ):
-    "Raise `ValueError`, before any image is read, for a `--diameter` or `--channel` that is invalid or that the model cannot honour (a diameter it could only reach by rescaling beyond `SCALE_LIMITS`)."
-    if diameter is not None and not (np.isfinite(diameter) and diameter > 0): raise ValueError(f"--diameter must be a positive number of pixels, got {diameter}")
-    if channel is not None and channel not in CHANNEL_RULES: raise ValueError(f"unknown channel rule {channel!r}: use one of {CHANNEL_RULES}")
-    if normalization is None and (diameter is not None or channel is not None): raise ValueError("this model stores no input contract (trained before it existed): --diameter and --channel need a model trained with normalisation")
-    if normalization is not None and not normalization.diameter and diameter is not None: raise ValueError("this model was trained at native scale: it has no training diameter to rescale --diameter to")
-    if normalization is not None and normalization.diameter and diameter is not None and unit == 'px' and not SCALE_LIMITS[0] <= normalization.diameter / diameter <= SCALE_LIMITS[1]:
-        low, high = normalization.diameter / SCALE_LIMITS[1], normalization.diameter / SCALE_LIMITS[0]
-        raise ValueError(f"--diameter {diameter:g} px is beyond what this model can rescale to its training diameter of {normalization.diameter:g} px: give a nucleus diameter between {low:.3g} and {high:.3g} px")
-
-@dataclass
-class InputPlan:
-    "What is done to one image before the network sees it, decided once: the image stretched by the contract, its channel rule, the nucleus diameter (given or estimated) and the scale to the training diameter."
-    prepared: np.ndarray  # (H, W, 3) `uint8` at native size, as the network expects it
-    channel: str  # the channel rule used ('rgb' for a model without a contract)
-    diameter: float | None = None  # nucleus diameter in native pixels; None: the model works at native scale
-    scale: float = 1.0  # how much the image is enlarged for the network
-    estimated: bool = False  # whether the diameter was estimated
-
-    @property
-    def working_size(self) -> tuple[int, int]: return scaled_size(*self.prepared.shape[:2], self.scale) if self.diameter else self.prepared.shape[:2]
-
-    def info(self) -> dict:
-        "The plan as `predictions.csv` and `predict_image` report it."
-        return dict(channel=self.channel, diameter=None if self.diameter is None else round(float(self.diameter), 2), scale=round(self.scale, 4), estimated=self.estimated)
-
-def plan_input(model: keras.Model, # A trained model (asked for the diameter when none is given)
-               image: np.ndarray, # An image as read from its file (`read_array`), any dtype and channels
-               normalization: Normalization | None, # The model's contract (`model_normalization`); None: legacy, native scale
-               diameter: float | None = None, # Nucleus diameter in pixels; None: estimated (models with a training diameter)
-               channel: str | None = None, # Override the contract's channel rule
-               source: str = 'image', # Named in error messages
-              ) -> InputPlan:
-    "Decide, once per image, how it meets the network: stretched and reduced to its channels, and the diameter and scale."
-    check_request(normalization, diameter, channel)
-    if normalization is None: return InputPlan(to_rgb_uint8(image, source), 'rgb')
-    prepared, rule = normalization.prepare(image, channel, source)
-    if not normalization.diameter: return InputPlan(prepared, rule)
-    estimated = diameter is None
-    if estimated: diameter = estimate_diameter(model, prepared, normalization.diameter)
-    return InputPlan(prepared, rule, float(diameter), float(np.clip(normalization.diameter / diameter, *SCALE_LIMITS)), estimated)
-
-def predict_planned(plan: InputPlan, # From `plan_input`
-                    predict_function: Callable, # Probabilities of a prepared image
-                   ) -> np.ndarray:
-    "Probabilities at the image's native size: the prepared image rescaled by the plan, predicted, and the probabilities brought back."
-    if plan.diameter is None: return predict_function(plan.prepared)
-    height, width = plan.prepared.shape[:2]
-    return resize_probabilities(predict_function(resize_image(plan.prepared, *plan.working_size)), height, width)
-
-def predict_native(model: keras.Model, # A trained model
-                   image: np.ndarray, # An image as read from its file (`read_array`), any dtype and channels
-                   normalization: Normalization | None, # The model's contract (`model_normalization`); None: legacy, native scale
-                   predict_function: Callable | None = None, # Probabilities of a prepared image (default: `predict_padded`)
-                   diameter: float | None = None, # Nucleus diameter in pixels; None: estimated per image
-                   channel: str | None = None, # Override the contract's channel rule
-                   source: str = 'image', # Named in error messages
-                  ) -> tuple[np.ndarray, dict]:
-    "Probabilities at the image's native size, and what was done: channel rule, diameter (estimated or given) and scale (`plan_input`, then `predict_planned`)."
-    plan = plan_input(model, image, normalization, diameter, channel, source)
-    return predict_planned(plan, predict_function or (lambda prepared: predict_padded(model, prepared))), plan.info()

@@ -16,11 +16,11 @@ from scipy import ndimage
 from skimage import measure, segmentation
 from skimage.feature import peak_local_max
 
-from .normalize import resize_probabilities, scale_postprocessing, scaled_size
+from .normalize import resize_probabilities, scaled_size
 
 # %% auto #0
-__all__ = ['METHODS', 'LABEL_GROWTH', 'ENLARGED', 'probabilities_to_labels', 'scaled_labels', 'read_postprocessing',
-           'validate_postprocessing', 'default_postprocessing']
+__all__ = ['METHODS', 'LABEL_GROWTH', 'ENLARGED', 'probabilities_to_labels', 'scale_postprocessing', 'scaled_labels',
+           'read_postprocessing', 'validate_postprocessing', 'default_postprocessing']
 
 # %% ../nbs/04a_postprocessing.ipynb #6df206ba
 METHODS = ('components', 'watershed', 'contours', 'interior')
@@ -83,6 +83,15 @@ def probabilities_to_labels(probabilities: np.ndarray, # (H, W) nucleus probabil
 # %% ../nbs/04a_postprocessing.ipynb #bdb242ac
 LABEL_GROWTH = 3  # pixels at the training scale: labels grow this far so that every foreground pixel at native size finds one
 ENLARGED = 1.1  # an image enlarged more than this is post-processed at the training scale; nearer 1, both ways agree and the second resampling is not worth its time
+
+def scale_postprocessing(setting: dict, # Post-processing settings, in pixels of the training scale
+                         scale: float, # How much the image was enlarged before prediction
+                        ) -> dict:
+    "The same settings in native pixels: distances divided by `scale`, areas by its square."
+    scaled = dict(setting)
+    if 'min_distance' in scaled: scaled['min_distance'] = max(1, round(scaled['min_distance'] / scale))
+    if 'min_size' in scaled: scaled['min_size'] = max(1, round(scaled['min_size'] / scale ** 2))
+    return scaled
 
 def scaled_labels(probabilities: np.ndarray, # (H, W) or (H, W, C) probabilities at native size: a whole image, or a region of one
                   setting: dict, # `probabilities_to_labels` settings, in pixels of the training scale

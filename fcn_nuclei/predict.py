@@ -7,34 +7,22 @@ Docs: https://fcn-nuclei.github.io/fcn_nuclei/inference.html.md"""
 # %% ../nbs/07_inference.ipynb #c3237837
 from __future__ import annotations
 
-import csv
 import importlib.resources
 import math
-import os
-import sys
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import keras
 import numpy as np
-from PIL import Image
-from tqdm.auto import tqdm
 
-from .blockwise import BLOCK, BLOCK_TILE, is_zarr, open_image, segment_blockwise
-from .batch import RunStopped, captured_messages, failure_reason, is_disk_full, spreadsheet_safe, write_table
-from .label_files import check_outputs, check_replaceable, check_writable, labels_to_rle, remove_outputs, write_label_image, write_zarr_labels
-from .files import IMAGE_SUFFIXES, max_pixels, list_images, one_line, read_pixel_size, require_zarr, write_atomic
+from .blockwise import BLOCK, BLOCK_TILE, segment_blockwise
 from .postprocess import default_postprocessing, read_postprocessing, scaled_labels
 from .models import STRIDE, call_model, load_model, pad_to_stride
-from .normalize import Normalization, check_request, model_normalization, plan_input, predict_native, predict_planned
-from .onnx_engine import load_onnx_model
-from .outlines import require_roifile, write_geojson, write_imagej_rois
+from .normalize import Normalization, model_normalization
+from .plan import BLOCKS, BLOCKWISE_PIXELS, InputPlan, plan_input, predict_planned
 
 # %% auto #0
-__all__ = ['BLOCKWISE_PIXELS', 'OUTPUT_FORMATS', 'ENGINES', 'PRETRAINED', 'tile_starts', 'predict_probabilities',
-           'load_postprocessing', 'predict_image', 'collect_inputs', 'PredictionReport', 'pixel_diameter',
-           'segment_file', 'predict_paths', 'pretrained_path', 'resolve_model', 'load_pretrained']
+__all__ = ['PRETRAINED', 'tile_starts', 'predict_probabilities', 'load_postprocessing', 'predict_image', 'segment_planned',
+           'pretrained_path', 'resolve_model', 'load_pretrained']
 
 # %% ../nbs/07_inference.ipynb #7788138b
 def _dihedral(array: np.ndarray, index: int, inverse: bool = False) -> np.ndarray:
@@ -111,8 +99,6 @@ def load_postprocessing(model_path: str | Path, model: keras.Model) -> dict:
     if stored.is_file(): return read_postprocessing(stored)
     return default_postprocessing(model.output_shape[-1])
 
-BLOCKWISE_PIXELS = 2048 * 2048  # images with more pixels, as read or at the working scale, are segmented block by block (`segment_blockwise`)
-
 def predict_image(model: keras.Model, # A trained model
                   image: np.ndarray, # An image as read (`read_array`): any dtype, grey or colour
                   postprocessing: dict | None = None, # Settings for `probabilities_to_labels` in pixels of the training scale (default: the model's `postprocess.json`, as `predict` uses it)
@@ -131,216 +117,26 @@ def predict_image(model: keras.Model, # A trained model
         if normalization != 'model': raise ValueError(f"normalization must be 'model', a Normalization or None, got {normalization!r}")
         normalization = model_normalization(model_path) if model_path else None
     postprocessing = postprocessing or (load_postprocessing(model_path, model) if model_path else default_postprocessing(model.output_shape[-1]))
-    plan = plan_input(model, image, normalization, diameter, channel, source)  # stretched, reduced and the diameter decided once
-    if plan.diameter is not None and math.prod(plan.working_size) > blockwise_pixels:  # the blockwise route stretches each block with the same bounds, at the plan's diameter
-        labels, info = segment_blockwise(model, image, normalization, postprocessing, lambda prepared: predict_probabilities(model, prepared, tile=tile or BLOCK_TILE, tta=tta),
-                                         plan.diameter, channel, block=block)
-        return labels, {**info, 'estimated': plan.estimated}
-    probabilities = predict_planned(plan, lambda prepared: predict_probabilities(model, prepared, tile=tile, tta=tta))
-    return scaled_labels(probabilities, postprocessing, plan.scale), plan.info()
+    plan = plan_input(model, image, normalization, diameter, channel, source, blockwise_pixels)  # channel rule, stretch, diameter, scale and route, decided once
+    labels, _, info = segment_planned(model, image, plan, postprocessing, tile, tta, block)
+    return labels, info
 
-# %% ../nbs/07_inference.ipynb #2bbc75db
-OUTPUT_FORMATS = ('png', 'tiff', 'zarr')
-ENGINES = ('keras', 'onnx')
-
-def collect_inputs(inputs: list[str | Path], # Image files, folders of images, or DSB-layout folders (`<id>/images/<id>.png`)
-                   skipped: list | None = None, # If given, receives (path, reason) for every file of an input folder that is not read
-                  ) -> list[tuple[str, Path]]:
-    "(image id, image path) for every image named by the inputs (files, folders of them, DSB-layout folders, Zarr arrays), in order; an input that does not exist, or inputs holding no image, raise."
-    found = []
-    for item in map(Path, inputs):
-        if is_zarr(item): found.append((item.name.removesuffix('.zarr').removesuffix('.ome'), item))
-        elif item.is_file(): found.append((item.stem, item))
-        elif (item/'images').is_dir():
-            images = [path for path in sorted((item/'images').iterdir()) if path.suffix.lower() in IMAGE_SUFFIXES]
-            found += [(item.name, path) for path in images[:1]]
-            if skipped is not None: skipped += [(str(path), f"a second image in the sample folder {item}; only {images[0].name} is read") for path in images[1:]]
-        elif item.is_dir():
-            found += collect_inputs(sorted(folder for folder in item.iterdir() if (folder/'images').is_dir()), skipped)
-            found += [(path.stem, path) for path in list_images(item)]
-            found += [(path.name.removesuffix('.zarr').removesuffix('.ome'), path) for path in sorted(item.iterdir()) if path.is_dir() and is_zarr(path)]  # Zarr arrays in the folder
-            found += [(path.stem, path) for path in sorted(item.iterdir()) if path.is_symlink() and not path.exists() and path.suffix.lower() in IMAGE_SUFFIXES]  # a broken link fails, with its own line
-            if skipped is not None:
-                skipped += [(str(path), 'not an image file (' + ', '.join(IMAGE_SUFFIXES) + ')') for path in sorted(item.iterdir())
-                            if path.is_file() and not path.name.startswith('.') and path.suffix.lower() not in IMAGE_SUFFIXES]
-                skipped += [(str(path), 'a folder, not an image file') for path in sorted(item.iterdir())
-                            if path.is_dir() and path.suffix.lower() in IMAGE_SUFFIXES and not (path/'images').is_dir()]
-                skipped += [(str(path), 'not a regular file (a pipe, a socket or a device)') for path in sorted(item.iterdir())
-                            if path.exists() and not path.is_file() and not path.is_dir()]
-        elif item.is_symlink() or item.exists(): found.append((item.stem, item))  # a broken link, a pipe or a device fails, with its own line
-        else: raise ValueError(f"{item}: no such file or folder")
-    if not found and inputs and all(Path(item).exists() for item in inputs): raise ValueError(f"no image files found in {', '.join(map(str, inputs))}")
-    seen = set()  # one file named twice (or a folder and a file in it) is read once
-    found = [(image_id, path) for image_id, path in found if not (os.path.realpath(path) in seen or seen.add(os.path.realpath(path)))]
-    ids = [image_id for image_id, _ in found]
-    duplicates = sorted({image_id for image_id in ids if ids.count(image_id) > 1})
-    if duplicates: raise ValueError(f"two inputs share the name {duplicates[0]!r}; their outputs would overwrite each other")
-    return found
-
-@dataclass
-class PredictionReport:
-    "What `predict_paths` did: images written, nuclei found, failures with their reasons."
-    written: list[Path] = field(default_factory=list)
-    nuclei: dict[str, int] = field(default_factory=dict)
-    failures: list[tuple[str, str]] = field(default_factory=list)
-    skipped: list[tuple[str, str]] = field(default_factory=list)  # files in the input folders that were not read, and why
-    seconds: float = 0.0
-    stopped: str = ''  # why the run stopped before its last file (a full disk), if it did
-
-# %% ../nbs/07_inference.ipynb #d12482e5
-def pixel_diameter(path: str | Path, # An image file
-                   diameter: float | None = None, # Nucleus diameter in pixels, or None
-                   diameter_um: float | None = None, # Nucleus diameter in micrometres, or None
-                  ) -> float | None:
-    "The nucleus diameter in the image's own pixels: `diameter` as given, or `diameter_um` divided by the pixel size the file records (`read_pixel_size`)."
-    if diameter_um is None: return diameter
-    pixel_size = read_pixel_size(path)
-    if not pixel_size: raise ValueError(f"{path}: the file does not record its pixel size, so a diameter in micrometres cannot be turned into pixels: give --diameter in pixels (e.g. 40 or 40px)")
-    return diameter_um / pixel_size
-
-def segment_file(model: keras.Model, # A trained model
-                 path: str | Path, # An image file or a Zarr folder
-                 normalization: Normalization | None, # The model's contract (`model_normalization`)
-                 postprocessing: dict, # Post-processing settings in pixels of the training scale
-                 tile: int | None = None, # Tile side (None: automatic; `BLOCK_TILE` inside blocks)
-                 tta: bool = False, # Test-time augmentation
-                 diameter: float | None = None, # Nucleus diameter in pixels; None: estimated
-                 channel: str | None = None, # Override the model's channel rule
-                 diameter_um: float | None = None, # Or the diameter in micrometres, converted with the file's pixel size
-                 keep_probability: bool = False, # Also return the probability map (whole images only)
-                 blockwise_pixels: int = BLOCKWISE_PIXELS, # Images with more pixels are segmented block by block
-                 block: int = BLOCK, # Core side of a block at the working scale (`segment_blockwise`)
-                ) -> tuple[np.ndarray, np.ndarray | None, dict]:
-    "One image's labels in memory: whole, or block by block when it has more than `blockwise_pixels` at its native size or at the working scale, small nuclei enlarging it up to 16 times (TIFF and Zarr read a region at a time); its probability map when asked (whole images only); and what was done (channel rule, diameter, scale, size)."
-    diameter, source = pixel_diameter(path, diameter, diameter_um), open_image(path)
-    size = dict(height=source.height, width=source.width)
-    probabilities_of = lambda prepared: predict_probabilities(model, prepared, tile=tile, tta=tta)
-    if source.height * source.width <= blockwise_pixels or normalization is None:  # a model without an input contract predicts whole, as before it
-        image = source.read(0, 0, source.height, source.width)
-        if not keep_probability:  # whole, or in blocks where small nuclei make it large at the working scale
-            labels, info = predict_image(model, image, postprocessing, tile, tta, normalization, diameter, channel, str(path), blockwise_pixels, block)
-            return labels, None, {**info, **size}
-        probability, info = predict_native(model, image, normalization, probabilities_of, diameter=diameter, channel=channel, source=path)
-        return scaled_labels(probability, postprocessing, info['scale']), probability, {**info, **size}
-    if source.height * source.width > max_pixels(): raise ValueError(f"{path}: {source.width}x{source.height} labels are too large to hold in memory (limit {max_pixels() / 1e6:.3g} MP): use --format zarr")
-    if keep_probability: raise ValueError(f"{path}: images above {blockwise_pixels / 1e6:.3g} MP are segmented block by block, without one probability map: leave out --probabilities")
-    labels, info = segment_blockwise(model, source, normalization, postprocessing, lambda prepared: predict_probabilities(model, prepared, tile=tile or BLOCK_TILE, tta=tta),
-                                     diameter, channel, block=block)
-    return labels, None, {**info, **size}
-
-def _plan_outputs(out: Path, image_id: str, suffix: str, probabilities: bool, rois: bool, geojson: bool) -> list[Path]:
-    "The files `predict_paths` writes for one image."
-    return ([out/f'{image_id}{suffix}'] + ([out/f'{image_id}_probability.png'] if probabilities else []) +
-            ([out/f'{image_id}_rois.zip'] if rois else []) + ([out/f'{image_id}.geojson'] if geojson else []))
-
-def predict_paths(model_path: str | Path, # A `.keras` model from `train`
-                  inputs: list[str | Path], # Image files, folders of images, DSB-layout folders
-                  out: str | Path, # Output folder
-                  tile: int | None = None, # Tile side for large images (None: automatic)
-                  tta: bool = False, # Test-time augmentation
-                  output_format: str = 'png', # 'png' or 'tiff' label images
-                  csv_path: str | Path | None = None, # Also write the Kaggle run-length CSV here
-                  probabilities: bool = False, # Also write `<id>_probability.png` (nucleus probability x 255)
-                  progress: bool = True, # Show a progress bar and a line per image
-                  diameter: float | None = None, # Nucleus diameter in pixels for every image; None: estimated per image
-                  channel: str | None = None, # Override the model's channel rule: one of `CHANNEL_RULES`
-                  diameter_um: float | None = None, # Nucleus diameter in micrometres, turned into pixels per image with its pixel size (TIFF calibration); instead of `diameter`
-                  rois: bool = False, # Also write `<id>_rois.zip`, one ImageJ ROI per nucleus (needs `roifile`)
-                  geojson: bool = False, # Also write `<id>.geojson`, QuPath detections
-                  engine: str = 'keras', # 'keras', or 'onnx' (ONNX Runtime, faster on CPUs; needs the onnx extra)
-                  blockwise_pixels: int = BLOCKWISE_PIXELS, # Images with more pixels are segmented block by block, in bounded memory
-                  block: int = BLOCK, # Core side of a block at the working scale (`segment_blockwise`)
-                  runner=None, # Runs the images, and the blocks of Zarr outputs, elsewhere (`fcn_nuclei.distributed.DaskRunner`); None: here, one after another
-                  overwrite: bool = False, # Replace files in `out` (and `csv_path`) that an earlier run of `predict` did not write
-                 ) -> PredictionReport:
-    "Predict instance labels for every input image and write `predictions.csv` (a status, diameter, scale and nuclei per image); a file that fails is reported and the others go on; a full disk stops the run; inputs, and files this tool did not write, are never replaced."
-    if output_format not in OUTPUT_FORMATS: raise ValueError(f"unknown format {output_format!r}: use one of {OUTPUT_FORMATS}")
-    if engine not in ENGINES: raise ValueError(f"unknown engine {engine!r}: use one of {ENGINES}")
-    if tile is not None and (tile < STRIDE or tile % STRIDE): raise ValueError(f"--tile must be a positive multiple of {STRIDE}, got {tile}")
-    out, model_path = Path(out), Path(model_path)
-    if out.exists() and not out.is_dir(): raise ValueError(f"{out}: output path is a file, not a folder")
-    report = PredictionReport()
-    items = collect_inputs(inputs, report.skipped)
-    suffix = {'png': '.png', 'tiff': '.tif', 'zarr': '.zarr'}[output_format]
-    if output_format == 'zarr':
-        require_zarr()
-        if csv_path or probabilities or rois or geojson: raise ValueError('--format zarr writes the label images alone: --csv, --probabilities, --rois and --geojson need labels in memory (png or tiff)')
-    planned = {image_id: _plan_outputs(out, image_id, suffix, probabilities, rois, geojson) for image_id, _ in items}
-    outputs = [path for paths in planned.values() for path in paths] + [out/'predictions.csv'] + ([Path(csv_path)] if csv_path else [])
-    if rois: require_roifile()  # before any work
-    settings = [model_path.parent/name for name in ('config.json', 'postprocess.json') if (model_path.parent/name).exists()]
-    check_outputs(out, outputs, [path for _, path in items] + [model_path] + settings)
-    earlier = check_replaceable(out, planned, csv_path, overwrite)
-    model = load_onnx_model(model_path) if engine == 'onnx' else load_model(model_path)
-    postprocessing = load_postprocessing(model_path, model)
-    normalization = model_normalization(model_path)
-    if diameter is not None and diameter_um is not None: raise ValueError("give the nucleus diameter once: in pixels or in micrometres")
-    if diameter_um is not None and not (math.isfinite(diameter_um) and diameter_um > 0): raise ValueError(f"--diameter must be a positive length, got {diameter_um} um")
-    check_request(normalization, diameter if diameter_um is None else diameter_um, channel, 'px' if diameter_um is None else 'um')
-    check_writable(out, 'label images')
-    if csv_path: check_writable(Path(csv_path).parent, 'run-length CSV')
-    started, rows, table = time.perf_counter(), [], []
-
-    def finish(image_id: str, labels: np.ndarray, probability: np.ndarray | None, pixel_size: float | None):
-        "Write one image's files."
-        write_label_image(out/f'{image_id}{suffix}', labels, pixel_size)
-        report.written.append(out/f'{image_id}{suffix}'); report.nuclei[image_id] = int(labels.max())
-        if probabilities:
-            scaled = np.clip(probability[..., 0] * 255 + 0.5, 0, 255).astype(np.uint8)
-            write_atomic(out/f'{image_id}_probability.png', lambda temporary: Image.fromarray(scaled).save(temporary, format='PNG'))
-        if csv_path: rows.extend((image_id, encoded) for encoded in labels_to_rle(labels) or [''])
-        if rois: write_imagej_rois(out/f'{image_id}_rois.zip', labels)
-        if geojson: write_geojson(out/f'{image_id}.geojson', labels)
-
-    def segment(image_id: str, path: Path) -> dict:
-        "Segment one input and write its files; what was done to it."
-        pixel_size = read_pixel_size(path)
-        if output_format == 'zarr':
-            source, image_diameter = open_image(path), pixel_diameter(path, diameter, diameter_um)
-            info = dict(height=source.height, width=source.width)
-            run_blocks = runner.block_runner(path, tile, tta) if runner is not None else None
-            def fill(labels): info.update(segment_blockwise(model, source, normalization, postprocessing, lambda prepared: predict_probabilities(model, prepared, tile=tile or BLOCK_TILE, tta=tta),
-                                                             image_diameter, channel, block=block, out=labels, run_blocks=run_blocks)[1])
-            write_zarr_labels(out/f'{image_id}.zarr', fill, (source.height, source.width), pixel_size)
-            report.written.append(out/f'{image_id}.zarr'); report.nuclei[image_id] = info['nuclei']
-        else:
-            labels, probability, info = pending.pop(path).result() if pending else segment_file(model, path, normalization, postprocessing, **options)
-            finish(image_id, labels, probability, pixel_size)
-        return dict(pixel_size_um=pixel_size, **info)
-
-    def write_tables():
-        "predictions.csv (a row per input) and the run-length CSV, of what finished."
-        if table: write_table(out/'predictions.csv', table)
-        if csv_path:
-            def write_csv(temporary):
-                with open(temporary, 'w', newline='', encoding='utf-8', errors='backslashreplace') as handle:
-                    writer = csv.writer(handle); writer.writerow(['ImageId', 'EncodedPixels']); writer.writerows((spreadsheet_safe(image_id), encoded) for image_id, encoded in rows)
-            write_atomic(Path(csv_path), write_csv)
-
-    options = dict(tile=tile, tta=tta, diameter=diameter, channel=channel, diameter_um=diameter_um, keep_probability=probabilities, blockwise_pixels=blockwise_pixels, block=block)
-    pending = {path: runner.submit_file(path, options) for _, path in items} if runner is not None and output_format != 'zarr' else {}
-    try:
-        for image_id, path in tqdm(items, desc='predicting', unit='image', disable=None if progress else True, leave=False):
-            with captured_messages() as messages:  # the libraries' own lines become this file's reason, or are dropped
-                try: info = segment(image_id, path)
-                except Exception as error:  # the file is the unit of failure, whatever went wrong
-                    if is_disk_full(error): raise RunStopped(f"{out}: the disk is full; stopped at {path} (the files written before it are complete)") from None
-                    report.failures.append((str(path), failure_reason(path, error, messages)))
-                    table.append(dict(id=image_id, file=str(path), status=f"failed: {report.failures[-1][1].removeprefix(one_line(path) + ': ')}"))
-                    if image_id in earlier: remove_outputs(planned[image_id])  # no label image of an earlier run beside an input that now fails
-                    continue
-            table.append(dict(id=image_id, file=str(path), status='ok', height=info['height'], width=info['width'], pixel_size_um=info['pixel_size_um'], channel=info['channel'],
-                              diameter=info['diameter'], diameter_estimated=info['estimated'], scale=info['scale'], nuclei=report.nuclei[image_id]))
-            if progress and info['diameter']:
-                tqdm.write(f"{one_line(image_id)}: diameter {info['diameter']:.1f} px ({'estimated' if info['estimated'] else 'given'}), channel {info['channel']}, {report.nuclei[image_id]} nuclei", file=sys.stderr)
-    except RunStopped as stop: report.stopped = str(stop)
-    finally:  # also on Ctrl-C: the rows of the images that finished
-        try: write_tables()
-        except OSError as error:
-            if not is_disk_full(error): raise
-            report.stopped = report.stopped or f"{out}: the disk is full; predictions.csv{' and ' + str(csv_path) if csv_path else ''} could not be written (the label images written are complete)"
-    report.seconds = time.perf_counter() - started
-    return report
+def segment_planned(model: keras.Model, # A trained model
+                    image, # The image the plan was made for: an array as read, or a `LazyImage`
+                    plan: InputPlan, # Its plan (`plan_input`)
+                    postprocessing: dict, # Settings for `probabilities_to_labels` in pixels of the training scale
+                    tile: int | None = None, # Tile side (None: automatic; `BLOCK_TILE` inside blocks)
+                    tta: bool = False, # Test-time augmentation
+                    block: int = BLOCK, # Core side of a block at the working scale (`segment_blockwise`)
+                    keep_probability: bool = False, # Also return the probability map (the whole-image route only)
+                   ) -> tuple[np.ndarray, np.ndarray | None, dict]:
+    "Execute an image's plan: the labels, whole or block by block as the plan's route says; the probability map when asked (whole only); and what was done."
+    if plan.route == BLOCKS:
+        if keep_probability: raise ValueError(f"{plan.source}: {plan.width}x{plan.height} pixels, {math.prod(plan.working_size) / 1e6:.3g} MP at the working scale, is segmented block by block, without one probability map: leave out --probabilities")
+        labels, info = segment_blockwise(model, image, None, postprocessing, lambda prepared: predict_probabilities(model, prepared, tile=tile or BLOCK_TILE, tta=tta), block=block, plan=plan)
+        return labels, None, info
+    probabilities = predict_planned(plan, image, lambda prepared: predict_probabilities(model, prepared, tile=tile, tta=tta))
+    return scaled_labels(probabilities, postprocessing, plan.scale), probabilities if keep_probability else None, plan.info()
 
 # %% ../nbs/07_inference.ipynb #6a3d2dc4
 PRETRAINED = {'dsb2018': 'the skips FCN with contours and the input contract, trained on all 664 images of the DSB 2018 training set (BBBC038) in two learning-rate cycles (30 + 12 epochs)'}

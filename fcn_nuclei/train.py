@@ -1,4 +1,4 @@
-"""Losses, honest metrics, the callbacks a long run needs, reproducibility, `tf.distribute`, and `train(...)`: one function behind the `fcn-nuclei train` command.
+"""Losses, honest metrics, a learning-rate schedule, reproducibility and mixed precision, and `train(...)`: one function behind the `fcn-nuclei train` command.
 
 Docs: https://fcn-nuclei.github.io/fcn_nuclei/training.html.md"""
 
@@ -8,7 +8,6 @@ Docs: https://fcn-nuclei.github.io/fcn_nuclei/training.html.md"""
 from __future__ import annotations
 
 import csv
-import json
 import math
 import os
 import platform
@@ -28,15 +27,16 @@ from keras import ops
 from . import __version__
 from .data import damaged_note, load_dsb, split_ids
 from .files import write_atomic, write_json
+from .long_runs import (STRATEGIES, ReplicaLogs, check_outside_data, claim_run_folder, deduplicate_history, is_chief, make_strategy,
+                                  read_initial_model, run_callbacks)
 from .pipeline import GAMMA_RANGE, INTENSITY_AUGMENTATIONS, make_dataset, PROTOCOLS
 from .sources import resolve_data
 from .models import DECODERS, STRIDE, build_fcn
 from .normalize import Normalization, median_diameter, prepare_sample
 
 # %% auto #0
-__all__ = ['LOSSES', 'STRATEGIES', 'PRECISIONS', 'RUN_FILES', 'bce_loss', 'soft_dice_loss', 'bce_dice_loss', 'PixelIoU',
-           'PixelDice', 'AtomicBestCheckpoint', 'cosine_schedule', 'make_strategy', 'read_initial_model',
-           'check_outside_data', 'plot_curves', 'train']
+__all__ = ['LOSSES', 'PRECISIONS', 'bce_loss', 'soft_dice_loss', 'bce_dice_loss', 'PixelIoU', 'PixelDice', 'cosine_schedule',
+           'plot_curves', 'train']
 
 # %% ../nbs/04_training.ipynb #62cf806e
 @keras.saving.register_keras_serializable(package='fcn_nuclei')
@@ -93,33 +93,6 @@ class PixelDice(_PixelCounts):
         return ops.cast(ops.where(total > 0, 2 * overlap / ops.maximum(total, 1), 1.0), 'float32')
 
 # %% ../nbs/04_training.ipynb #bcbdbc18
-class AtomicBestCheckpoint(keras.callbacks.Callback):
-    "Save the whole model whenever `monitor` improves, via a temporary file renamed into place; survives resumption."
-    def __init__(self, path: str | Path, monitor: str = 'val_iou', mode: str = 'max'):
-        super().__init__()
-        self.path, self.monitor, self.mode = Path(path), monitor, mode
-        self.record = self.path.with_name('best.json')
-        self.best = None
-
-    def on_train_begin(self, logs=None):
-        if self.record.is_file() and self.path.is_file(): self.best = json.loads(self.record.read_text()).get(self.monitor)
-
-    def _improved(self, value) -> bool:
-        if self.best is None: return True
-        return value > self.best if self.mode == 'max' else value < self.best
-
-    def on_epoch_end(self, epoch, logs=None):
-        logs = logs or {}
-        value = logs.get(self.monitor)
-        if value is None or not math.isfinite(value) or not self._improved(value): return
-        # weights that turned NaN in the epoch's last steps predict nothing: on validation crops with no nucleus pixel that
-        # scores a pixel IoU of 1.0 ("nothing to find, nothing found"), but the validation loss says NaN; never keep such a model
-        if any(not math.isfinite(logs.get(key, 0.0)) for key in ('loss', 'val_loss')): return
-        plain = keras.Model(self.model.inputs, self.model.outputs, name=self.model.name)  # a plain Functional model, whatever trained it
-        write_atomic(self.path, plain.save)
-        self.best = float(value)
-        write_json(self.record, {self.monitor: self.best, 'epoch': epoch + 1})
-
 def cosine_schedule(learning_rate: float, epochs: int, final_fraction: float = 0.05):
     "Learning rate for each epoch: cosine decay from `learning_rate` to `final_fraction` of it."
     def rate(epoch, current=None):
@@ -127,66 +100,8 @@ def cosine_schedule(learning_rate: float, epochs: int, final_fraction: float = 0
         return learning_rate * (final_fraction + (1 - final_fraction) * 0.5 * (1 + math.cos(math.pi * progress)))
     return rate
 
-# %% ../nbs/04_training.ipynb #1fd2dfb2
-STRATEGIES = ('default', 'mirrored', 'multiworker')
-
-class _ReplicaLogs(keras.Model):
-    "The same network, logging each step's values with a leading axis so that multi-worker Keras can average them across workers (keras-team/keras#20585)."
-    def train_step(self, data): return {key: ops.reshape(value, (1,)) for key, value in super().train_step(data).items()}
-    def test_step(self, data): return {key: ops.reshape(value, (1,)) for key, value in super().test_step(data).items()}
-
-def make_strategy(name: str = 'default') -> tf.distribute.Strategy:
-    "A `tf.distribute` strategy: the default (one device), mirrored (all local GPUs, else all logical CPUs) or multi-worker."
-    if name not in STRATEGIES: raise ValueError(f"unknown strategy {name!r}: choose one of {STRATEGIES}")
-    if name == 'default': return tf.distribute.get_strategy()
-    if name == 'mirrored':
-        devices = [device.name for device in tf.config.list_logical_devices('GPU')] or [device.name for device in tf.config.list_logical_devices('CPU')]
-        return tf.distribute.MirroredStrategy(devices)
-    if 'TF_CONFIG' not in os.environ: raise ValueError("strategy 'multiworker' needs the TF_CONFIG environment variable (cluster and task)")
-    return tf.distribute.MultiWorkerMirroredStrategy()
-
-def _is_chief(strategy: tf.distribute.Strategy) -> bool:
-    "True unless this process is a non-chief worker of a multi-worker run."
-    resolver = getattr(strategy, 'cluster_resolver', None)
-    if resolver is None or not resolver.task_type: return True
-    return resolver.task_type == 'chief' or (resolver.task_type == 'worker' and resolver.task_id == 0 and 'chief' not in resolver.cluster_spec().as_dict())
-
 # %% ../nbs/04_training.ipynb #e8d3765a
 PRECISIONS = ('float32', 'mixed_bfloat16')
-
-RUN_FILES = ('model.keras', 'best.json', 'config.json', 'metrics.json', 'history.csv', 'curves.png', 'backup', 'logs')
-_UNCOMPARED = ('fcn_nuclei', 'tensorflow', 'keras', 'machine', 'command', 'data')  # may differ between a run and its resumption
-
-def _claim_run_folder(out: Path, config: dict, overwrite: bool):
-    "A run folder holds one run: resume only a run with the same settings; replace it only when asked; refuse a folder holding anything else."
-    present = [path for path in out.iterdir() if not path.name.startswith('.')] if out.is_dir() else []
-    if not present: return
-    stored_file = out/'config.json'
-    if overwrite:
-        foreign = [path.name for path in present if path.name not in RUN_FILES]
-        if foreign: raise ValueError(f"{out}: holds files that are not a training run's ({', '.join(sorted(foreign)[:3])}); --overwrite replaces runs only: choose another --out")
-        for path in present: shutil.rmtree(path) if path.is_dir() else path.unlink()
-        return
-    if not stored_file.is_file(): raise ValueError(f"{out}: the folder is not empty and holds no training run; choose an empty or new --out")
-    try: stored = json.loads(stored_file.read_text())
-    except ValueError as error: raise ValueError(f"{stored_file}: unreadable ({error}); use --overwrite to replace this run") from error
-    changed = sorted(key for key in set(stored) | set(config) if key not in _UNCOMPARED and stored.get(key) != config.get(key))
-    if changed:
-        shown = ', '.join(f"{key} {stored.get(key)!r} -> {config.get(key)!r}" for key in changed[:3])
-        raise ValueError(f"{out}: holds a run with other settings ({shown}); resume it with the same settings, choose another --out, or pass --overwrite to replace it")
-
-def read_initial_model(path: str | Path, # A `.keras` file written by `train`, with its `config.json` beside it
-                       variant: str, protocol: str, contours: bool, # The new run's settings, which must build the same network
-                      ) -> dict:
-    "The config of a trained model to continue training from; `ValueError` naming the file when it is missing or builds another network."
-    path = Path(path)
-    if not path.is_file(): raise ValueError(f"{path}: no such model file")
-    try: config = json.loads((path.parent/'config.json').read_text())
-    except (OSError, ValueError) as error: raise ValueError(f"{path}: its config.json is missing or unreadable ({error}), so its split and normalisation are unknown") from error
-    wanted = dict(variant=variant, protocol=protocol, contours=contours)
-    differing = [f"{key} {config.get(key)!r}, not {value!r}" for key, value in wanted.items() if config.get(key, False if key == 'contours' else None) != value]
-    if differing: raise ValueError(f"{path}: was trained with {'; '.join(differing)}: pass the same settings to continue it")
-    return config
 
 def _normalization(train_samples: list, normalize: bool, rescale: bool) -> Normalization | None:
     "The input contract for a training run: None (images as read), or the default stretch, with the training images' median nucleus diameter when rescaling."
@@ -204,15 +119,6 @@ def _check_settings(variant, protocol, loss, strategy, crop, batch_size, epochs,
     if crop < STRIDE or crop % STRIDE: raise ValueError(f"crop must be a positive multiple of {STRIDE}, got {crop}")
     if batch_size < 1 or epochs < 1: raise ValueError(f"batch size and epochs must be at least 1, got {batch_size} and {epochs}")
     if Path(out).exists() and not Path(out).is_dir(): raise ValueError(f"{out}: output path is a file, not a folder")
-
-def check_outside_data(out: str | Path, # An output folder or file
-                       data_folder: str | Path, # The dataset it is made from
-                      ):
-    "Refuse an output that is, or is inside, the dataset folder: the dataset is an input, and the next load would read the run as a sample."
-    resolved, data_resolved = Path(out).resolve(), Path(data_folder).resolve()
-    if resolved == data_resolved or data_resolved in resolved.parents:
-        where = 'the dataset folder' if resolved == data_resolved else f'inside the dataset {data_folder}'
-        raise ValueError(f"{out}: is {where}, an input that is never written; choose a folder outside it")
 
 def plot_curves(history_csv: str | Path, # `history.csv` written by `train`
                 path: str | Path | None = None, # Save the figure here (PNG), through a temporary name
@@ -236,16 +142,6 @@ def _number(text) -> float:
     try: return float(text)
     except (TypeError, ValueError): return float('nan')
 
-def _deduplicate_history(path: Path):
-    "Keep the last row per epoch (a run killed between logging and backing up repeats an epoch when resumed)."
-    rows = list(csv.DictReader(open(path)))
-    if not rows: return
-    latest = {row['epoch']: row for row in rows}
-    ordered = [latest[key] for key in sorted(latest, key=int)]
-    def write_rows(temporary):
-        with open(temporary, 'w', newline='') as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(rows[0])); writer.writeheader(); writer.writerows(ordered)
-    write_atomic(path, write_rows)
 
 # %% ../nbs/04_training.ipynb #2cc76f38
 def _training_samples(data, samples, out, verbose, protocol, crop, split, validation_fraction, seed, all_images, held_out=None):
@@ -292,7 +188,7 @@ def _compiled_model(distribution, variant, outputs, precision, strategy, loss, l
         keras.mixed_precision.set_global_policy(precision)  # layers keep the policy they are built with
         try: model = build_fcn(variant, outputs=outputs)
         finally: keras.mixed_precision.set_global_policy(previous_policy)
-        if strategy == 'multiworker': model = _ReplicaLogs(model.inputs, model.outputs, name=model.name)
+        if strategy == 'multiworker': model = ReplicaLogs(model.inputs, model.outputs, name=model.name)
         model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=LOSSES[loss], metrics=[PixelIoU(), PixelDice()])
     if strategy == 'multiworker':
         # Keras 3 and multi-worker training (keras-team/keras#20585): Keras fails to build a model from a multi-worker
@@ -301,24 +197,9 @@ def _compiled_model(distribution, variant, outputs, precision, strategy, loss, l
         model._distribute_strategy = None
     return model
 
-def _callbacks(out: Path, learning_rate, epochs, validation_every, patience) -> list:
-    "Step 4: schedule, NaN guard, atomic best checkpoint, CSV and TensorBoard logs, backup for resuming, early stopping."
-    callbacks = [
-        keras.callbacks.LearningRateScheduler(cosine_schedule(learning_rate, epochs)),
-        keras.callbacks.TerminateOnNaN(),
-        AtomicBestCheckpoint(out/'model.keras', monitor='val_iou', mode='max'),
-        keras.callbacks.CSVLogger(str(out/'history.csv'), append=True),
-        keras.callbacks.TensorBoard(str(out/'logs'), write_graph=False, profile_batch=0),
-        # last, so that an epoch is logged and checkpointed before its backup marks it done; double_checkpoint keeps
-        # the previous backup in case a kill corrupts the latest
-        keras.callbacks.BackupAndRestore(str(out/'backup'), double_checkpoint=True),
-    ]
-    if validation_every == 1: callbacks.append(keras.callbacks.EarlyStopping(monitor='val_iou', mode='max', patience=patience, restore_best_weights=True))
-    return callbacks
-
 def _run_metrics(out: Path, started: float, validation_images: int, protocol: str, variant: str) -> dict:
     "Step 5: the run's metrics from its history (best validation epoch, NaN stop, time)."
-    _deduplicate_history(out/'history.csv')
+    deduplicate_history(out/'history.csv')
     rows = list(csv.DictReader(open(out/'history.csv')))
     # an epoch counts only with a finite training loss and, where it was validated, a finite validation loss: NaN weights
     # predict nothing, which scores 1.0 on validation crops without nuclei
@@ -394,7 +275,7 @@ def train(data: str | Path | None = None, # Dataset folder, 'synthetic' or 'bbbc
             except (ValueError, OSError, KeyError, zipfile.BadZipFile) as error:
                 raise ValueError(f"{initial_weights}: cannot load its weights ({type(error).__name__}: {error})") from error
 
-    chief = _is_chief(distribution)
+    chief = is_chief(distribution)
     out = Path(out) if chief else Path(tempfile.mkdtemp(prefix='fcn-nuclei-worker-'))
     out.mkdir(parents=True, exist_ok=True)
     config = dict(fcn_nuclei=__version__, tensorflow=tf.__version__, keras=keras.__version__, data=str(data_folder or 'samples'),
@@ -407,12 +288,12 @@ def train(data: str | Path | None = None, # Dataset folder, 'synthetic' or 'bbbc
                   oversample=oversample or None, data_path=str(data_folder.resolve()) if data_folder else None, validation_ids=sorted(validation_ids), all_images=all_images,
                   machine=f"{os.cpu_count()} CPU cores, {platform.machine()}", command=' '.join(sys.argv),
                   initial_weights=dict(path=str(initial_weights), epochs=initial.get('epochs'), command=initial.get('command')) if initial else None)
-    _claim_run_folder(out, config, overwrite)
+    claim_run_folder(out, config, overwrite)
     write_json(out/'config.json', config)
 
     verbose = verbose if verbose is not None else (1 if sys.stdout.isatty() else 2)
     with distribution.scope():
-        model.fit(train_data, validation_data=validation_data, epochs=epochs, callbacks=_callbacks(out, learning_rate, epochs, validation_every, patience),
+        model.fit(train_data, validation_data=validation_data, epochs=epochs, callbacks=run_callbacks(out, cosine_schedule(learning_rate, epochs), validation_every, patience),
                   verbose=verbose, shuffle=False,  # tf.data shuffles
                   validation_freq=[epoch for epoch in range(1, epochs + 1) if epoch % validation_every == 0 or epoch == epochs])
     metrics = _run_metrics(out, started, len(validation_samples), protocol, variant)
