@@ -1,4 +1,4 @@
-"""`fcn-nuclei predict`: instance labels at each image's native size, from PNG, JPEG or TIFF, small or huge, with tiling, test-time augmentation, and the Kaggle run-length CSV.
+"""One image, of any size, to instance labels at its native size: padding to the stride, blended tiles, test-time augmentation, and the shipped model by name.
 
 Docs: https://fcn-nuclei.github.io/fcn_nuclei/inference.html.md"""
 
