@@ -1,6 +1,6 @@
 """Run every notebook top to bottom in a real Jupyter kernel, each alone, as a reader on a fresh machine does.
 
-    python .ci/execute_notebooks.py [--times results/notebook_times.json] [--keep DIR] [NOTEBOOK ...]
+    python .ci/execute_notebooks.py [--times results/notebook_times.json [--update]] [--keep DIR] [NOTEBOOK ...]
 
 The repository's tracked files (and untracked, not ignored ones) are copied into a temporary folder with no
 ../shared beside it; FCN_NUCLEI_DATA is unset and FCN_NUCLEI_CACHE points at an empty folder, so the notebooks run on
@@ -45,6 +45,7 @@ def main():
     parser.add_argument('notebooks', nargs='*', help='notebook names (default: every nbs/*.ipynb, in order)')
     parser.add_argument('--times', type=Path, default=None, help='write the seconds per notebook to this JSON file')
     parser.add_argument('--keep', type=Path, default=None, help='copy the executed notebooks into this folder')
+    parser.add_argument('--update', action='store_true', help='--times: keep the times already in the file for the notebooks not run, each with the date it was measured')
     parser.add_argument('--timeout', type=int, default=1800, help='seconds allowed to one cell')
     arguments = parser.parse_args()
     names = arguments.notebooks or sorted(path.name for path in (root/'nbs').glob('*.ipynb'))
@@ -69,13 +70,21 @@ def main():
         for name in times: shutil.copy2(checkout/'nbs'/name, arguments.keep/name)
     shutil.rmtree(workspace, ignore_errors=True)
     if failed: sys.exit(1)
-    result = dict(date=time.strftime('%Y-%m-%d'), machine=f"{os.cpu_count()} CPU cores, {platform.machine()}", data='embedded synthetic (no ../shared, empty cache)',
-                  command='python .ci/execute_notebooks.py', seconds=times, total_seconds=round(sum(times.values()), 1))
+    today, machine = time.strftime('%Y-%m-%d'), f"{os.cpu_count()} CPU cores, {platform.machine()}"
+    dates, executed = {name: today for name in times}, dict(times)
+    if arguments.update and arguments.times and arguments.times.is_file():
+        stored = json.loads(arguments.times.read_text())
+        if stored.get('machine') != machine: sys.exit(f"{arguments.times}: measured on {stored.get('machine')}, not on {machine}: time every notebook again")
+        kept = {name: seconds for name, seconds in stored['seconds'].items() if name not in times and (root/'nbs'/name).is_file()}
+        dates = {**{name: stored.get('dates', {}).get(name, stored['date']) for name in kept}, **dates}
+        times = {name: ({**kept, **times})[name] for name in sorted({**kept, **times}, key=lambda name: (name != 'index.ipynb', name))}
+    result = dict(date=max(dates.values()) if dates else today, machine=machine, data='embedded synthetic (no ../shared, empty cache)',
+                  command='python .ci/execute_notebooks.py', seconds=times, dates=dates, total_seconds=round(sum(times.values()), 1))
     if arguments.times:
         temporary = arguments.times.with_name(f'.{arguments.times.name}.partial')
         temporary.write_text(json.dumps(result, indent=2) + '\n'); os.replace(temporary, arguments.times)
-    print('\n| notebook | seconds |\n|---|---|\n' + '\n'.join(f'| {name} | {seconds} |' for name, seconds in times.items()))
-    print(f"{len(times)} notebooks executed in {result['total_seconds']} s, 0 failed")
+    print('\n| notebook | seconds |\n|---|---|\n' + '\n'.join(f'| {name} | {seconds} |' for name, seconds in executed.items()))
+    print(f"{len(executed)} notebooks executed in {round(sum(executed.values()), 1)} s, 0 failed" + (f"; {len(times) - len(executed)} times kept from {arguments.times}" if len(times) > len(executed) else ''))
 
 if __name__ == '__main__':
     main()

@@ -27,20 +27,21 @@ sys.path.insert(0, str(Path(__file__).parent))
 from generalisation import CONDITIONS  # the same transforms as the robustness table
 from fcn_nuclei.files import write_atomic
 from fcn_nuclei import normalize
+from fcn_nuclei import diameter as diameter_estimate
 
 WIDE_STEPS = tuple(0.5 * step for step in range(-4, 8))  # the training diameter x 2**step, from /4 (the 4x enlargement limit) to x11.3
-RULES = {'current': (normalize.ESTIMATION_STEPS, False), 'wide': (WIDE_STEPS, False), 'wide_fallback': (WIDE_STEPS, True), 'fallback': (normalize.ESTIMATION_STEPS, True)}
+RULES = {'current': (diameter_estimate.ESTIMATION_STEPS, False), 'wide': (WIDE_STEPS, False), 'wide_fallback': (WIDE_STEPS, True), 'fallback': (diameter_estimate.ESTIMATION_STEPS, True)}
 NAMES = {'current': 'current rule', 'wide': 'wider range', 'wide_fallback': 'wider range, training-diameter fallback', 'fallback': 'training-diameter fallback'}
 
 def consistent(candidate, training_diameter) -> bool:
     "A candidate whose objects measure within `CONSISTENCY` of the training diameter."
-    return candidate['objects'] > 0 and np.isfinite(candidate['diameter']) and abs(math.log(candidate['diameter'] / training_diameter)) < math.log(normalize.CONSISTENCY)
+    return candidate['objects'] > 0 and np.isfinite(candidate['diameter']) and abs(math.log(candidate['diameter'] / training_diameter)) < math.log(diameter_estimate.CONSISTENCY)
 
 def choose(candidates, training_diameter, steps, fallback):
-    "`normalize.choose_diameter` over the candidates of `steps`; with `fallback`, the training diameter when none is consistent."
+    "`diameter_estimate.choose_diameter` over the candidates of `steps`; with `fallback`, the training diameter when none is consistent."
     candidates = [c for c in candidates if round(math.log2(c['candidate'] / training_diameter) * 2) / 2 in steps]
     if fallback and not any(consistent(c, training_diameter) for c in candidates): return float(training_diameter)
-    return normalize.choose_diameter(candidates, training_diameter)
+    return diameter_estimate.choose_diameter(candidates, training_diameter)
 
 def measure(model_path: Path, data: str, conditions: list[str]) -> list[dict]:
     "Per image and condition: the candidates, and each rule's diameter (`d_`), nuclei found (`n_`) and DSB score (`dsb_`)."
@@ -63,7 +64,7 @@ def measure(model_path: Path, data: str, conditions: list[str]) -> list[dict]:
             if changed is None: continue
             image, labels = changed
             prepared, _ = contract.prepare(image, source=sample.id)
-            candidates = normalize.diameter_candidates(model, prepared, training_diameter, steps=WIDE_STEPS)
+            candidates = diameter_estimate.diameter_candidates(model, prepared, training_diameter, steps=WIDE_STEPS)
             row, scored = dict(condition=name, id=sample.id, kind=sample.kind, true=normalize.median_diameter(labels), candidates=candidates), {}
             for rule, (steps, fallback) in RULES.items():
                 diameter = choose(candidates, training_diameter, steps, fallback)
@@ -95,7 +96,7 @@ def fallback_cases(rows: list[dict], training_diameter: float) -> list[dict]:
     "The images where the shipped rule has no consistent candidate: the closest candidate's confidence and objects, and both rules' results."
     cases = []
     for row in rows:
-        found = [c for c in row['candidates'] if round(math.log2(c['candidate'] / training_diameter) * 2) / 2 in normalize.ESTIMATION_STEPS and c['objects'] > 0 and np.isfinite(c['diameter'])]
+        found = [c for c in row['candidates'] if round(math.log2(c['candidate'] / training_diameter) * 2) / 2 in diameter_estimate.ESTIMATION_STEPS and c['objects'] > 0 and np.isfinite(c['diameter'])]
         if not found or any(consistent(c, training_diameter) for c in found): continue
         closest = min(found, key=lambda c: abs(math.log(c['diameter'] / training_diameter)))
         cases.append(dict(condition=row['condition'], id=row['id'], kind=row['kind'], true_diameter=round(row['true'], 2), closest_candidate=round(closest['candidate'], 2),
@@ -120,6 +121,6 @@ if __name__ == '__main__':
     model = arguments.model or Path('results/model_split/model.keras')
     training_diameter = normalize.model_normalization(model).diameter
     result = dict(command='python ' + ' '.join(sys.argv), model=str(model), training_diameter=training_diameter,
-                  candidate_steps=dict(current=list(normalize.ESTIMATION_STEPS), wider=list(WIDE_STEPS)), table=summarise(rows, training_diameter), fallback_cases=fallback_cases(rows, training_diameter))
+                  candidate_steps=dict(current=list(diameter_estimate.ESTIMATION_STEPS), wider=list(WIDE_STEPS)), table=summarise(rows, training_diameter), fallback_cases=fallback_cases(rows, training_diameter))
     write_atomic(arguments.out, lambda temporary: Path(temporary).write_text(json.dumps(result, indent=1)))
     for line in result['table']: print(json.dumps(line))

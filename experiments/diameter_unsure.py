@@ -1,7 +1,7 @@
 """Issue 38, the diameter estimate's doubt: can the estimate say when it is unsure, from what it already measured?
 
 For each of the split model's 133 validation images under some of the robustness table's conditions, the estimate's
-candidates (`normalize.diameter_candidates`) and its choice (`normalize.choose_diameter`) are recorded with the true
+candidates (`diameter_estimate.diameter_candidates`) and its choice (`diameter_estimate.choose_diameter`) are recorded with the true
 median diameter. Simple signs of doubt, fixed before looking at the outcome, are then scored against the estimates that
 went wrong (more than a factor of 1.5 from the truth): how many wrong estimates each sign catches, and how many right
 ones it flags for nothing.
@@ -19,13 +19,14 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from generalisation import CONDITIONS  # the same transforms as the robustness table
 from fcn_nuclei import normalize
+from fcn_nuclei import diameter as diameter_estimate
 from fcn_nuclei.files import write_json
 
 WRONG = 1.5  # an estimate further than this factor from the true median diameter is wrong
 
 def consistent(candidate: dict, training_diameter: float) -> bool:
     "A candidate whose objects measure within `CONSISTENCY` of the training diameter (as `choose_diameter` counts them)."
-    return candidate['objects'] > 0 and np.isfinite(candidate['diameter']) and abs(math.log(candidate['diameter'] / training_diameter)) < math.log(normalize.CONSISTENCY)
+    return candidate['objects'] > 0 and np.isfinite(candidate['diameter']) and abs(math.log(candidate['diameter'] / training_diameter)) < math.log(diameter_estimate.CONSISTENCY)
 
 def signs(candidates: list[dict], training_diameter: float, chosen: float) -> dict:
     "Signs of doubt from the candidates alone: no consistent candidate; few objects at the chosen scale; consistent candidates that imply different diameters."
@@ -58,8 +59,8 @@ def main():
             if changed is None: continue
             image, labels = changed
             prepared, _ = contract.prepare(image, source=sample.id)
-            candidates = normalize.diameter_candidates(model, prepared, training_diameter)
-            chosen = normalize.choose_diameter(candidates, training_diameter)
+            candidates = diameter_estimate.diameter_candidates(model, prepared, training_diameter)
+            chosen = diameter_estimate.choose_diameter(candidates, training_diameter)
             true = normalize.median_diameter(labels)
             if not np.isfinite(true): continue
             rows.append(dict(condition=name, id=sample.id, kind=sample.kind, true=round(float(true), 2), estimated=round(chosen, 2),

@@ -13,22 +13,18 @@ from pathlib import Path
 
 import math
 
-import keras
 import numpy as np
 from PIL import Image
-from scipy import ndimage
 
 from .data import Sample
 from .files import MIN_IMAGE_SIDE, check_intensities
-from .models import predict_padded
 
 # %% auto #0
-__all__ = ['CHANNEL_RULES', 'PERCENTILES', 'EMPTY_CHANNEL', 'ESTIMATION_STEPS', 'ESTIMATION_SIDE', 'SCALE_LIMITS', 'CONSISTENCY',
-           'channels_last', 'sample_step', 'sample_pixels', 'detect_channel_rule', 'apply_channel_rule',
-           'stretch_bounds', 'apply_stretch', 'percentile_stretch', 'intensity_settings', 'apply_intensity',
-           'normalize_image', 'nucleus_diameters', 'median_diameter', 'resize_image', 'resize_probabilities',
-           'resize_labels', 'scaled_size', 'Normalization', 'prepare_sample', 'foreground_statistics',
-           'diameter_candidates', 'choose_diameter', 'estimate_diameter', 'estimation_window', 'model_normalization']
+__all__ = ['CHANNEL_RULES', 'PERCENTILES', 'EMPTY_CHANNEL', 'SCALE_LIMITS', 'channels_last', 'sample_step', 'sample_pixels',
+           'detect_channel_rule', 'apply_channel_rule', 'stretch_bounds', 'apply_stretch', 'percentile_stretch',
+           'intensity_settings', 'apply_intensity', 'normalize_image', 'nucleus_diameters', 'median_diameter',
+           'resize_image', 'resize_probabilities', 'resize_labels', 'scaled_size', 'Normalization',
+           'model_normalization', 'prepare_sample']
 
 # %% ../nbs/06_generalisation.ipynb #78213822
 CHANNEL_RULES = ('auto', 'grey', 'rgb', 'red', 'green', 'blue', 'max')
@@ -169,6 +165,8 @@ def median_diameter(labels: np.ndarray) -> float:
     return float(np.median(diameters)) if diameters.size else float('nan')
 
 # %% ../nbs/06_generalisation.ipynb #bfae3f8a
+SCALE_LIMITS = (1 / 16, 4.0)  # never shrink an image more than 16x or enlarge it more than 4x
+
 def _pillow_box(box: tuple[float, float, float, float] | None) -> tuple | None:
     "Pillow's (left, upper, right, lower) from our (top, left, bottom, right)."
     return None if box is None else (box[1], box[0], box[3], box[2])
@@ -240,6 +238,15 @@ class Normalization:
         "The image as the network expects it, and the channel rule used."
         return normalize_image(image, channel or self.channel, self.percentiles, source)
 
+# %% ../nbs/06_generalisation.ipynb #6690ab55
+def model_normalization(model_path: str | Path, # A `.keras` file with its `config.json` beside it
+                       ) -> Normalization | None:
+    "The input contract stored beside a model; None for a model trained without one (or with no `config.json`)."
+    config = Path(model_path).parent/'config.json'
+    if not config.is_file(): return None
+    try: return Normalization.from_config(json.loads(config.read_text()))
+    except (ValueError, TypeError) as error: raise ValueError(f"{config}: invalid normalization settings ({error})") from error
+
 # %% ../nbs/06_generalisation.ipynb #45c25456
 def prepare_sample(sample: Sample, # A labelled sample as read
                    normalization: Normalization, # The model's input contract
@@ -253,83 +260,3 @@ def prepare_sample(sample: Sample, # A labelled sample as read
         height, width = scaled_size(*image.shape[:2], scale)
         image, labels = resize_image(image, height, width), resize_labels(labels, height, width)
     return Sample(sample.id, image, labels, sample.shared_pixels)
-
-# %% ../nbs/06_generalisation.ipynb #851605c1
-ESTIMATION_STEPS = tuple(0.5 * step for step in range(-2, 8))  # candidate diameters: the training diameter x 2**step, from /2 to x11.3
-ESTIMATION_SIDE = 512  # each candidate looks at (at most) this centred square of the rescaled image
-SCALE_LIMITS = (1 / 16, 4.0)  # never shrink an image more than 16x or enlarge it more than 4x
-
-def foreground_statistics(probability: np.ndarray, # (H, W) nucleus probability
-                          threshold: float = 0.5, # Foreground above this
-                         ) -> dict:
-    "Objects found by thresholding alone: their count, median equivalent diameter, and the mean probability inside them."
-    foreground = ndimage.binary_fill_holes(probability > threshold)
-    components, count = ndimage.label(foreground)
-    areas = np.bincount(components.ravel())[1:]
-    kept = areas >= 4  # a few pixels of noise are no nucleus
-    if not kept.any(): return dict(objects=0, diameter=float('nan'), confidence=0.0)
-    return dict(objects=int(kept.sum()), diameter=float(np.median(2 * np.sqrt(areas[kept] / np.pi))), confidence=float(probability[foreground].mean()))
-
-def _centre_crop(image: np.ndarray, side: int) -> np.ndarray:
-    "The centred `side` x `side` window of an image (the whole image where it is smaller)."
-    top, left = max(0, (image.shape[0] - side) // 2), max(0, (image.shape[1] - side) // 2)
-    return image[top:top + side, left:left + side]
-
-def diameter_candidates(model: keras.Model, # A trained model
-                        image: np.ndarray, # (H, W, 3) `uint8`, normalised by the model's contract
-                        training_diameter: float, # The diameter the model was trained at (`Normalization.diameter`)
-                        steps: tuple[float, ...] = ESTIMATION_STEPS, # Candidate diameters: `training_diameter` x 2**step
-                       ) -> list[dict]:
-    "For each candidate nucleus diameter: rescale the image so that it would become the training diameter, predict a centred window, and measure the objects found."
-    candidates = []
-    for step in steps:
-        candidate = training_diameter * 2 ** step
-        scale = float(np.clip(training_diameter / candidate, *SCALE_LIMITS))
-        size = scaled_size(*image.shape[:2], scale)
-        if min(size) < 8 or (scale < 1 and min(size) < 2 * training_diameter): continue  # a nucleus larger than half the image cannot be measured
-        # crop before resizing: resize only the window that will be predicted
-        window = _centre_crop(image, max(8, math.ceil(ESTIMATION_SIDE / scale)))
-        resized = resize_image(window, *scaled_size(*window.shape[:2], scale))
-        statistics = foreground_statistics(predict_padded(model, resized, traced=True)[..., 0])  # traced: no Python cost per layer and pass
-        candidates.append(dict(candidate=candidate, scale=scale, **statistics))
-    return candidates
-
-CONSISTENCY = 1.3  # a candidate is consistent when the objects found measure within this factor of the training diameter
-
-def choose_diameter(candidates: list[dict], # From `diameter_candidates`
-                    training_diameter: float, # The diameter the model was trained at
-                   ) -> float:
-    "The native nucleus diameter: among the consistent candidates, the one whose objects the model is most confident of (else the one closest to consistent), corrected by the objects' measured size; the training diameter when nothing is found."
-    found = [c for c in candidates if c['objects'] > 0 and np.isfinite(c['diameter'])]
-    if not found: return float(training_diameter)
-    mismatch = lambda c: abs(math.log(c['diameter'] / training_diameter))
-    consistent = [c for c in found if mismatch(c) < math.log(CONSISTENCY)]
-    best = max(consistent, key=lambda c: c['confidence']) if consistent else min(found, key=mismatch)
-    return float(best['diameter'] / best['scale'])
-
-def estimate_diameter(model: keras.Model, # A trained model
-                      image: np.ndarray, # (H, W, 3) `uint8`, normalised by the model's contract
-                      training_diameter: float, # `Normalization.diameter` of the model
-                     ) -> float:
-    "The median nucleus diameter of an image in pixels, found by asking the model itself at several scales."
-    return choose_diameter(diameter_candidates(model, image, training_diameter), training_diameter)
-
-def estimation_window(height: int, width: int, # The image's size
-                     ) -> tuple[int, int, int, int]:
-    "The centred region (top, left, bottom, right) of an image that `estimate_diameter` looks at: the window of its most shrinking candidate, centred on the image's own centre (same parity), so that the estimate on this region is the estimate on the whole image."
-    side = math.ceil(ESTIMATION_SIDE / max(SCALE_LIMITS[0], 2.0 ** -max(ESTIMATION_STEPS))) + 1
-    def centred(length: int) -> tuple[int, int]:
-        if length <= side: return 0, length
-        extent = side + (length - side) % 2
-        return (length - extent) // 2, (length + extent) // 2
-    (top, bottom), (left, right) = centred(height), centred(width)
-    return top, left, bottom, right
-
-# %% ../nbs/06_generalisation.ipynb #6690ab55
-def model_normalization(model_path: str | Path, # A `.keras` file with its `config.json` beside it
-                       ) -> Normalization | None:
-    "The input contract stored beside a model; None for a model trained without one (or with no `config.json`)."
-    config = Path(model_path).parent/'config.json'
-    if not config.is_file(): return None
-    try: return Normalization.from_config(json.loads(config.read_text()))
-    except (ValueError, TypeError) as error: raise ValueError(f"{config}: invalid normalization settings ({error})") from error

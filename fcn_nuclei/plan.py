@@ -16,8 +16,9 @@ import numpy as np
 
 from .files import MIN_IMAGE_SIDE, to_rgb_uint8
 from .models import predict_padded
-from .normalize import (CHANNEL_RULES, SCALE_LIMITS, Normalization, apply_intensity, channels_last, estimate_diameter, estimation_window,
-                                  intensity_settings, resize_image, resize_probabilities, sample_pixels, scaled_size)
+from .diameter import estimate_diameter, estimation_window
+from .normalize import (CHANNEL_RULES, SCALE_LIMITS, Normalization, apply_intensity, channels_last, intensity_settings, resize_image,
+                                  resize_probabilities, sample_pixels, scaled_size)
 
 # %% auto #0
 __all__ = ['WHOLE', 'BLOCKS', 'BLOCKWISE_PIXELS', 'check_request', 'InputPlan', 'plan_input', 'legacy_plan', 'predict_planned',
