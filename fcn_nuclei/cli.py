@@ -1,4 +1,4 @@
-"""`fcn-nuclei`: the package's command line, argument parsing and wiring only; the work happens in the modules the notebooks export.
+"""`fcn-nuclei`: the package's command line, each subcommand wired to the modules that do its work; its options are parsed by `cli_options`.
 
 Docs: https://fcn-nuclei.github.io/fcn_nuclei/cli.html.md"""
 
@@ -7,7 +7,6 @@ Docs: https://fcn-nuclei.github.io/fcn_nuclei/cli.html.md"""
 # %% ../nbs/09_cli.ipynb #fb28c133
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -31,30 +30,28 @@ try:  # Ctrl-C while the libraries load (a few seconds) ends the command with on
     _import_tensorflow_quietly()
     from fcn_nuclei import __version__
     from fcn_nuclei.data import dataset_summary, load_dsb, markdown_table
-    from fcn_nuclei.files import MAX_PIXELS, max_pixels, one_line, write_json
-    from fcn_nuclei.pipeline import PROTOCOLS
+    from fcn_nuclei.files import max_pixels, one_line, write_json
     from fcn_nuclei.sources import download_bbbc038, resolve_data, write_synthetic_dataset
-    from fcn_nuclei.models import DECODERS, STRIDE
-    from fcn_nuclei.long_runs import STRATEGIES, check_outside_data
-    from fcn_nuclei.train import LOSSES, PRECISIONS, train
+    from fcn_nuclei.models import STRIDE
+    from fcn_nuclei.long_runs import check_outside_data
+    from fcn_nuclei.train import train
     from fcn_nuclei.ablation import run_ablation
     from fcn_nuclei.evaluate import evaluate, show_extremes, write_evaluation
     from fcn_nuclei.bioimageio_export import export_bioimageio
-    from fcn_nuclei.blockwise import BLOCK
     from fcn_nuclei.distributed import DaskRunner, connect
     from fcn_nuclei.label_files import check_writable
-    from fcn_nuclei.predict import PRETRAINED, resolve_model
-    from fcn_nuclei.predict_files import ENGINES, OUTPUT_FORMATS, predict_paths
-    from fcn_nuclei.normalize import CHANNEL_RULES, model_normalization
+    from fcn_nuclei.predict import resolve_model
+    from fcn_nuclei.predict_files import predict_paths
+    from fcn_nuclei.normalize import model_normalization
     from fcn_nuclei.plan import check_request
+    from fcn_nuclei.cli_options import build_parser
 except KeyboardInterrupt:
     print("fcn-nuclei: interrupted while starting; nothing was written", file=sys.stderr)
     raise SystemExit(130) from None
 
 # %% auto #0
-__all__ = ['command_synth', 'command_summary', 'command_train', 'command_evaluate', 'command_ablation', 'model_argument',
-           'diameter_argument', 'command_predict', 'command_tune', 'command_export_bioimageio', 'command_download',
-           'build_parser', 'main']
+__all__ = ['COMMANDS', 'command_synth', 'command_summary', 'command_train', 'command_evaluate', 'command_ablation',
+           'command_predict', 'command_tune', 'command_export_bioimageio', 'command_download', 'main']
 
 # %% ../nbs/09_cli.ipynb #2f621fba
 def _print_summary(folder: Path, as_json: bool):
@@ -134,22 +131,6 @@ def command_ablation(arguments) -> int:
     print(markdown_table(result['table']))
     return 0
 
-def model_argument(text: str) -> Path:
-    "A model argument (`resolve_model`), its error as argparse shows one: a line naming the shipped models."
-    try: return resolve_model(text)
-    except ValueError as error: raise argparse.ArgumentTypeError(str(error)) from None
-
-def diameter_argument(text: str) -> tuple[float, str]:
-    "A `--diameter` value: (number, 'px') for '40' or '40px', (number, 'um') for '6um' or '6µm'."
-    value, unit = text.strip().lower(), 'px'
-    for suffix, name in (('px', 'px'), ('um', 'um'), ('µm', 'um'), ('μm', 'um')):
-        if value.endswith(suffix):
-            value, unit = value[: -len(suffix)], name
-            break
-    try: number = float(value)
-    except ValueError: raise argparse.ArgumentTypeError(f"expected pixels (40, 40px) or micrometres (6um), got {text!r}") from None
-    return number, unit  # its sign and size are checked with the model's other settings, in one line
-
 def command_predict(arguments) -> int:
     "Predict instance labels for images; exit status 1 if any input failed (the others are still written)."
     inputs, model = list(arguments.inputs), arguments.model
@@ -205,105 +186,8 @@ def command_download(arguments) -> int:
     return 0
 
 # %% ../nbs/09_cli.ipynb #43bca462
-def build_parser() -> argparse.ArgumentParser:
-    "The `fcn-nuclei` argument parser with its subcommands."
-    parser = argparse.ArgumentParser(prog='fcn-nuclei', description='Fully convolutional networks for nucleus segmentation (2018 Data Science Bowl).')
-    parser.add_argument('--version', action='version', version=f'fcn-nuclei {__version__}')
-    parser.add_argument('--debug', action='store_true', help='show the Python traceback of an error instead of one line')
-    parser.add_argument('--verbose', action='store_true', help="show TensorFlow's own log lines (hidden by default)")
-    commands = parser.add_subparsers(dest='command', required=True, metavar='COMMAND')
-    synth = commands.add_parser('synth', help='write the embedded synthetic dataset (DSB layout) and summarise it')
-    synth.add_argument('--out', type=Path, required=True, help='folder to create')
-    synth.add_argument('--images', type=int, default=48, help='number of images (default: 48)')
-    synth.add_argument('--seed', type=int, default=0, help='random seed (default: 0)')
-    synth.add_argument('--json', action='store_true', help='print the summary as JSON')
-    synth.set_defaults(handler=command_synth)
-    summary = commands.add_parser('summary', help='summarise a dataset in the DSB layout')
-    summary.add_argument('data', nargs='?', default=None, help="dataset folder, 'synthetic' or 'bbbc038' (default: $FCN_NUCLEI_DATA, else synthetic)")
-    summary.add_argument('--json', action='store_true', help='print the summary as JSON')
-    summary.set_defaults(handler=command_summary)
-    training = commands.add_parser('train', help='train an FCN (default: the skips decoder on the synthetic set)')
-    training.add_argument('--data', default=None, help="dataset folder in the DSB layout, 'synthetic' or 'bbbc038' (default: $FCN_NUCLEI_DATA, else synthetic)")
-    training.add_argument('--out', type=Path, default=Path('runs/train'), help='output folder (default: runs/train)')
-    training.add_argument('--variant', default='skips', choices=sorted(DECODERS), help='decoder (default: skips)')
-    training.add_argument('--protocol', default='native', choices=PROTOCOLS, help="native-scale crops, or the article's 128x128 resize (default: native)")
-    training.add_argument('--epochs', type=int, default=40, help='maximum epochs (default: 40)')
-    training.add_argument('--batch-size', type=int, default=8, help='batch size per device (default: 8)')
-    training.add_argument('--crop', type=int, default=256, help='crop side, a multiple of 32 (default: 256)')
-    training.add_argument('--crops-per-image', type=int, default=1, help='random crops per image per epoch (default: 1)')
-    training.add_argument('--loss', default='bce_dice', choices=sorted(LOSSES), help='loss (default: bce_dice)')
-    training.add_argument('--learning-rate', type=float, default=1e-3, help='peak learning rate, cosine decay (default: 1e-3)')
-    training.add_argument('--patience', type=int, default=15, help='early-stopping patience in epochs (default: 15)')
-    training.add_argument('--seed', type=int, default=0, help='seed of split, pipeline and weights (default: 0)')
-    training.add_argument('--validation-fraction', type=float, default=0.2, help='share of images held out (default: 0.2)')
-    training.add_argument('--contours', action='store_true', help='learn a second output channel, nucleus contours, to split touching nuclei')
-    training.add_argument('--strategy', default='default', choices=STRATEGIES, help='tf.distribute strategy (default: one device)')
-    training.add_argument('--precision', default='float32', choices=PRECISIONS, help='mixed_bfloat16: bfloat16 arithmetic, faster on CPUs with AVX512-BF16 or AMX (default: float32)')
-    training.add_argument('--no-normalize', action='store_true', help="feed images as read (no channel rule, no per-image percentile stretch); implies --no-rescale")
-    training.add_argument('--no-rescale', action='store_true', help="train at native scale instead of rescaling every image to the training set's median nucleus diameter")
-    training.add_argument('--zoom', type=float, nargs=2, default=(0.67, 1.5), metavar=('LOW', 'HIGH'), help='random magnification range of training crops (default: 0.67 1.5; 1 1 turns it off)')
-    training.add_argument('--no-intensity', action='store_true', help='no random gamma, blur, noise or colour-to-grey in training')
-    training.add_argument('--oversample', nargs=2, action='append', default=None, metavar=('KIND', 'FACTOR'), help="draw FACTOR times the crops from images whose kind starts with KIND (grey or colour, or a size such as 'colour 256x320'); repeat for several kinds")
-    training.add_argument('--gamma', type=float, nargs=3, default=None, metavar=('CHANCE', 'LOW', 'HIGH'), help='the random gamma: its chance per crop and its range (default: 0.5 0.5 2)')
-    training.add_argument('--overwrite', action='store_true', help="replace the run in --out (its model, history and settings) instead of resuming it; without it, a different run's folder is refused")
-    training.add_argument('--all-images', action='store_true', help='train on every image, the validation split included (a model to ship: its validation scores are then optimistic)')
-    training.add_argument('--initial-weights', type=model_argument, default=None, metavar='MODEL', help="continue from a trained model (a .keras file from fcn-nuclei train, or dsb2018): its weights and normalisation, and its split when --data holds its validation images; the run is a new learning-rate cycle of --epochs")
-    training.set_defaults(handler=command_train)
-    evaluation = commands.add_parser('evaluate', help='evaluate a trained model: pixel IoU, Dice, DSB score, per-image table, figure')
-    evaluation.add_argument('model', type=model_argument, help='a .keras file written by fcn-nuclei train, or a shipped model by name (dsb2018)')
-    evaluation.add_argument('--data', default=None, help="dataset folder in the DSB layout (default: $FCN_NUCLEI_DATA, else synthetic)")
-    evaluation.add_argument('--split', default='auto', choices=('auto', 'validation', 'all'), help="images to score (default: the model's validation split when the data is its training data, else all)")
-    evaluation.add_argument('--tune', action='store_true', help='re-tune the post-processing on the validation split')
-    evaluation.add_argument('--out', type=Path, default=None, help='folder for summary.json, per_image.csv and extremes.png')
-    evaluation.add_argument('--diameter', type=float, default=None, metavar='PX', help='nucleus diameter in pixels for every image (default: estimated per image)')
-    evaluation.add_argument('--channel', default=None, choices=list(CHANNEL_RULES), help="override the model's channel rule (default: the model's, auto)")
-    evaluation.set_defaults(handler=command_evaluate)
-    ablation = commands.add_parser('ablation', help='train and evaluate every decoder on one budget; write a JSON table')
-    ablation.add_argument('--data', default=None, help="dataset folder in the DSB layout (default: $FCN_NUCLEI_DATA, else synthetic)")
-    ablation.add_argument('--seeds', type=int, nargs='+', default=[0, 1], help='seeds, one run each (default: 0 1)')
-    ablation.add_argument('--epochs', type=int, default=15, help='epochs per run (default: 15)')
-    ablation.add_argument('--crop', type=int, default=128, help='crop side (default: 128)')
-    ablation.add_argument('--batch-size', type=int, default=16, help='batch size (default: 16)')
-    ablation.add_argument('--out', type=Path, default=Path('results/ablation.json'), help='JSON file to write (default: results/ablation.json)')
-    ablation.set_defaults(handler=command_ablation)
-    prediction = commands.add_parser('predict', help='write instance-label images (and optionally probabilities and a Kaggle CSV) for images of any size')
-    prediction.add_argument('inputs', nargs='+', help='image files (PNG, JPEG, TIFF), Zarr/OME-Zarr folders, folders of images, or DSB-layout folders; images above 4 MP, as files or once rescaled to the training diameter, are segmented block by block in bounded memory, TIFF and Zarr read a region at a time')
-    prediction.add_argument('--model', default=None, metavar='NAME|PATH', help=f"a shipped model by name ({', '.join(PRETRAINED)}) or a .keras file written by fcn-nuclei train (default: dsb2018, trained on all 664 DSB 2018 images)")
-    prediction.add_argument('--out', type=Path, required=True, help='output folder: <image stem>.png (or .tif) label images, 0 = background')
-    prediction.add_argument('--tile', type=int, default=None, help='tile side in pixels, a multiple of 32 (default: whole image up to 1536x1536, else 1024)')
-    prediction.add_argument('--tta', action='store_true', help='test-time augmentation: average the 8 flips and 90-degree rotations')
-    prediction.add_argument('--format', default='png', choices=OUTPUT_FORMATS, help="label image format (default: png); zarr: an OME-Zarr folder <stem>.zarr per image, for images whose labels do not fit in memory (needs: pip install 'fcn-nuclei[zarr]')")
-    prediction.add_argument('--csv', type=Path, default=None, help='also write the Kaggle run-length CSV (ImageId,EncodedPixels)')
-    prediction.add_argument('--probabilities', action='store_true', help='also write <stem>_probability.png')
-    prediction.add_argument('--rois', action='store_true', help="also write <stem>_rois.zip, one ImageJ/Fiji ROI per nucleus (needs: pip install 'fcn-nuclei[rois]')")
-    prediction.add_argument('--geojson', action='store_true', help='also write <stem>.geojson, the nuclei as QuPath detections')
-    prediction.add_argument('--engine', default='keras', choices=ENGINES, help="keras (default), or onnx: ONNX Runtime, faster on CPUs, the model exported once and cached (needs: pip install 'fcn-nuclei[onnx]')")
-    prediction.add_argument('--diameter', type=diameter_argument, default=None, metavar='LENGTH', help="typical nucleus diameter in your images: in pixels (40 or 40px), or in micrometres (6um), turned into pixels with each image's pixel size (TIFF calibration); images are rescaled so that it matches the model's training diameter (default: estimated per image and written to predictions.csv)")
-    prediction.add_argument('--channel', default=None, choices=list(CHANNEL_RULES), help="how colour channels become the network's input: grey (mean), rgb (as is), red/green/blue (one channel), max (brightest channel), auto (grey images stay grey, colour on a bright background stays rgb, colour on a dark background - fluorescence - uses max) (default: the model's, auto)")
-    prediction.add_argument('--block', type=int, default=BLOCK, metavar='PX', help=f'images above 4 MP (as files or rescaled) are segmented in blocks of this side, in pixels after rescaling to the training diameter, a multiple of 32 (default: {BLOCK}); smaller blocks use less memory')
-    prediction.add_argument('--dask', action='store_true', help="run the images, and the blocks of --format zarr outputs, on a local Dask cluster of --workers processes (needs: pip install 'fcn-nuclei[dask]')")
-    prediction.add_argument('--workers', type=int, default=2, help='worker processes of the local Dask cluster (default: 2)')
-    prediction.add_argument('--scheduler', default=None, metavar='ADDRESS', help='run on an existing Dask cluster instead, e.g. tcp://10.0.0.5:8786 (its workers need fcn-nuclei and the same paths to the inputs and outputs)')
-    prediction.add_argument('--overwrite', action='store_true', help="replace files in --out (and --csv) that an earlier fcn-nuclei predict did not write (without it they are refused, before any work)")
-    prediction.add_argument('--json', action='store_true', help='end with a JSON summary (written, failed, skipped, nuclei, seconds, out) instead of a line for people')
-    prediction.set_defaults(handler=command_predict)
-    tuning = commands.add_parser('tune', help="choose the post-processing on a model's validation split (--write stores it beside the model)")
-    tuning.add_argument('model', type=Path, help='a .keras file written by fcn-nuclei train')
-    tuning.add_argument('--data', default=None, help="the model's training data in the DSB layout (default: $FCN_NUCLEI_DATA, else synthetic)")
-    tuning.add_argument('--diameter', type=float, default=None, metavar='PX', help='nucleus diameter in pixels for every image (default: estimated per image)')
-    tuning.add_argument('--write', action='store_true', help="store the chosen setting as postprocess.json beside the model (replacing the one there)")
-    tuning.set_defaults(handler=command_tune)
-    download = commands.add_parser('download', help='download the real training set (BBBC038 stage1_train) into the cache')
-    download.add_argument('--cache', type=Path, default=None, help='cache folder (default: $FCN_NUCLEI_CACHE or the platform cache)')
-    download.set_defaults(handler=command_download)
-    export = commands.add_parser('export-bioimageio', help='package a model for the bioimage.io model zoo (Fiji/deepImageJ, napari, ilastik, QuPath); needs the bioimageio extra')
-    export.add_argument('model', nargs='?', default=None, help='a shipped model by name (dsb2018, the default) or a .keras file written by fcn-nuclei train')
-    export.add_argument('--out', type=Path, required=True, help='the package to write, a .zip file (written under a temporary name, then renamed)')
-    export.set_defaults(handler=command_export_bioimageio)
-    for reader in (summary, training, evaluation, ablation, prediction, tuning):
-        reader.add_argument('--max-pixels', type=float, default=None, metavar='MP',
-                            help=f"refuse images larger than this many megapixels, checked from each file's header before decoding (default: {MAX_PIXELS / 1e6:.0f}, or $FCN_NUCLEI_MAX_PIXELS)")
-    return parser
+COMMANDS = {'synth': command_synth, 'summary': command_summary, 'train': command_train, 'evaluate': command_evaluate, 'ablation': command_ablation,
+            'predict': command_predict, 'tune': command_tune, 'download': command_download, 'export-bioimageio': command_export_bioimageio}  # subcommand -> what runs it
 
 def main(argv: list[str] | None = None, # Arguments (default: `sys.argv[1:]`)
         ) -> int:
@@ -321,7 +205,7 @@ def main(argv: list[str] | None = None, # Arguments (default: `sys.argv[1:]`)
     shown, warnings.showwarning = warnings.showwarning, show_warning
     try:
         max_pixels()  # a bad $FCN_NUCLEI_MAX_PIXELS is one line now, not a failure per image later
-        return arguments.handler(arguments)
+        return COMMANDS[arguments.command](arguments)
     except KeyboardInterrupt:
         print(f"{name}: interrupted; files already finished are complete{' and listed in predictions.csv' if arguments.command == 'predict' else ''}, nothing half-written was kept", file=sys.stderr)
         return 130

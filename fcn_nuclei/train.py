@@ -110,8 +110,11 @@ def _normalization(train_samples: list, normalize: bool, rescale: bool) -> Norma
     diameters = [median_diameter(s.labels) for s in train_samples if s.labels is not None and s.labels.any()]
     return Normalization(diameter=round(float(np.median(diameters)), 2) if diameters else None)
 
-def _check_settings(variant, protocol, loss, strategy, crop, batch_size, epochs, out):
+def _check_settings(variant, protocol, loss, strategy, crop, batch_size, epochs, out, precision, learning_rate, contours):
     "Raise `ValueError` for a bad setting before any work starts."
+    if precision not in PRECISIONS: raise ValueError(f"unknown precision {precision!r}: choose one of {PRECISIONS}")
+    if not (math.isfinite(learning_rate) and learning_rate > 0): raise ValueError(f"--learning-rate must be a positive, finite number, got {learning_rate}")
+    if contours and protocol != 'native': raise ValueError("contours need the native protocol (--protocol native)")
     if variant not in DECODERS: raise ValueError(f"unknown variant {variant!r}: choose one of {sorted(DECODERS)}")
     if protocol not in PROTOCOLS: raise ValueError(f"unknown protocol {protocol!r}: choose one of {PROTOCOLS}")
     if loss not in LOSSES: raise ValueError(f"unknown loss {loss!r}: choose one of {sorted(LOSSES)}")
@@ -121,9 +124,9 @@ def _check_settings(variant, protocol, loss, strategy, crop, batch_size, epochs,
     if Path(out).exists() and not Path(out).is_dir(): raise ValueError(f"{out}: output path is a file, not a folder")
 
 def plot_curves(history_csv: str | Path, # `history.csv` written by `train`
-                path: str | Path | None = None, # Save the figure here (PNG), through a temporary name
+                path: str | Path | None = None, # Save the figure here (PNG), through a temporary name, and close it
                ):
-    "Learning curves: loss and validation IoU/Dice per epoch."
+    "Learning curves: loss and validation IoU/Dice per epoch; the figure, unless it was saved to `path`."
     import matplotlib.pyplot as plt
     rows = list(csv.DictReader(open(history_csv)))
     epochs = [int(row['epoch']) + 1 for row in rows]
@@ -133,15 +136,13 @@ def plot_curves(history_csv: str | Path, # `history.csv` written by `train`
     left.set(xlabel='epoch', title='loss'); right.set(xlabel='epoch', title='pixel IoU / Dice at 0.5', ylim=(0, 1))
     for axis in (left, right): axis.legend(); axis.grid(alpha=0.3)
     figure.tight_layout()
-    if path:
-        write_atomic(path, lambda temporary: figure.savefig(temporary, dpi=80))
-    return figure
+    if path is None: return figure
+    write_atomic(path, lambda temporary: figure.savefig(temporary, dpi=80)); plt.close(figure)
 
 def _number(text) -> float:
     "A CSV cell as a float; NaN for a missing value (Keras writes 'NA' for epochs without validation)."
     try: return float(text)
     except (TypeError, ValueError): return float('nan')
-
 
 # %% ../nbs/04_training.ipynb #2cc76f38
 def _training_samples(data, samples, out, verbose, protocol, crop, split, validation_fraction, seed, all_images, held_out=None):
@@ -191,9 +192,8 @@ def _compiled_model(distribution, variant, outputs, precision, strategy, loss, l
         if strategy == 'multiworker': model = ReplicaLogs(model.inputs, model.outputs, name=model.name)
         model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=LOSSES[loss], metrics=[PixelIoU(), PixelDice()])
     if strategy == 'multiworker':
-        # Keras 3 and multi-worker training (keras-team/keras#20585): Keras fails to build a model from a multi-worker
-        # batch before tracing, so we let it take the strategy from the surrounding scope and build inside the
-        # distributed step.
+        # Keras 3 and multi-worker training (keras-team/keras#20585): Keras fails to build a model from a multi-worker batch
+        # before tracing, so we let it take the strategy from the surrounding scope and build inside the distributed step.
         model._distribute_strategy = None
     return model
 
@@ -245,10 +245,7 @@ def train(data: str | Path | None = None, # Dataset folder, 'synthetic' or 'bbbc
           initial_weights: str | Path | None = None, # Continue from this model (`train`'s `.keras`): its weights, split and normalisation; a second learning-rate cycle
          ) -> dict:
     "Train an FCN and write model, history, config, metrics and curves to `out`; return the metrics."
-    _check_settings(variant, protocol, loss, strategy, crop, batch_size, epochs, out)
-    if precision not in PRECISIONS: raise ValueError(f"unknown precision {precision!r}: choose one of {PRECISIONS}")
-    if not (math.isfinite(learning_rate) and learning_rate > 0): raise ValueError(f"--learning-rate must be a positive, finite number, got {learning_rate}")
-    if contours and protocol != 'native': raise ValueError("contours need the native protocol (--protocol native)")
+    _check_settings(variant, protocol, loss, strategy, crop, batch_size, epochs, out, precision, learning_rate, contours)
     initial = read_initial_model(initial_weights, variant, protocol, contours) if initial_weights is not None else None
     distribution = make_strategy(strategy)  # first: multi-worker set-up must precede other TensorFlow work
     started = time.perf_counter()
@@ -256,13 +253,12 @@ def train(data: str | Path | None = None, # Dataset folder, 'synthetic' or 'bbbc
     if deterministic: tf.config.experimental.enable_op_determinism()
     samples, train_samples, validation_samples, data_folder, validation_ids = _training_samples(
         data, samples, out, verbose, protocol, crop, split, validation_fraction, seed, all_images, (initial or {}).get('validation_ids'))
-    if initial: normalization = Normalization.from_config(initial)  # the contract the weights were trained under
-    else: normalization = _normalization(train_samples, normalize, rescale and protocol == 'native')
+    # a continued model keeps the contract its weights were trained under
+    normalization = Normalization.from_config(initial) if initial else _normalization(train_samples, normalize, rescale and protocol == 'native')
     if normalization is not None:
         train_samples = [prepare_sample(s, normalization) for s in train_samples]
         validation_samples = [prepare_sample(s, normalization) for s in validation_samples]
-    replicas = distribution.num_replicas_in_sync
-    global_batch = batch_size * replicas
+    replicas = distribution.num_replicas_in_sync; global_batch = batch_size * replicas
     gamma = tuple(gamma) if gamma is not None else (INTENSITY_AUGMENTATIONS['gamma'], *GAMMA_RANGE)
     augmentation = dict(zoom=tuple(zoom), intensity=intensity, gamma=gamma, oversample=oversample) if protocol == 'native' else {}
     train_data, validation_data = _pipelines(train_samples, validation_samples, protocol, crop, seed, crops_per_image, contours, augmentation, replicas, strategy, global_batch)
@@ -299,7 +295,6 @@ def train(data: str | Path | None = None, # Dataset folder, 'synthetic' or 'bbbc
     metrics = _run_metrics(out, started, len(validation_samples), protocol, variant)
     if chief:
         write_json(out/'metrics.json', metrics)
-        import matplotlib
-        if metrics['epochs_run']: plot_curves(out/'history.csv', out/'curves.png'); matplotlib.pyplot.close('all')
+        if metrics['epochs_run']: plot_curves(out/'history.csv', out/'curves.png')
     else: shutil.rmtree(out, ignore_errors=True)
     return metrics
