@@ -17,7 +17,7 @@ from .models import predict_padded
 from .normalize import SCALE_LIMITS, resize_image, scaled_size
 
 # %% auto #0
-__all__ = ['ESTIMATION_STEPS', 'ESTIMATION_SIDE', 'CONSISTENCY', 'foreground_statistics', 'diameter_candidates',
+__all__ = ['ESTIMATION_STEPS', 'ESTIMATION_SIDE', 'CONSISTENCY', 'HOPELESS', 'foreground_statistics', 'diameter_candidates',
            'choose_diameter', 'estimate_diameter', 'estimation_window']
 
 # %% ../nbs/06b_diameter_estimate.ipynb #b6d1a2f6
@@ -40,26 +40,30 @@ def _centre_crop(image: np.ndarray, side: int) -> np.ndarray:
     top, left = max(0, (image.shape[0] - side) // 2), max(0, (image.shape[1] - side) // 2)
     return image[top:top + side, left:left + side]
 
+CONSISTENCY = 1.3  # a candidate is consistent when the objects found measure within this factor of the training diameter
+HOPELESS = CONSISTENCY ** 2  # an enlarging candidate whose objects would measure above this many training diameters is not tried
+
 def diameter_candidates(model: keras.Model, # A trained model
                         image: np.ndarray, # (H, W, 3) `uint8`, normalised by the model's contract
                         training_diameter: float, # The diameter the model was trained at (`Normalization.diameter`)
                         steps: tuple[float, ...] = ESTIMATION_STEPS, # Candidate diameters: `training_diameter` x 2**step
+                        skip_hopeless: bool = True, # Skip the enlarging candidates that cannot be consistent (False: try every candidate)
                        ) -> list[dict]:
-    "For each candidate nucleus diameter: rescale the image so that it would become the training diameter, predict a centred window, and measure the objects found."
+    "For each candidate nucleus diameter: rescale the image so that it would become the training diameter, predict a centred window, and measure the objects found. The largest candidates, the cheapest, come first; an enlarging candidate, and every smaller one, is skipped once the objects already found, enlarged with it, would measure above `HOPELESS` training diameters."
     candidates = []
-    for step in steps:
+    for step in sorted(steps, reverse=True):
         candidate = training_diameter * 2 ** step
         scale = float(np.clip(training_diameter / candidate, *SCALE_LIMITS))
         size = scaled_size(*image.shape[:2], scale)
         if min(size) < 8 or (scale < 1 and min(size) < 2 * training_diameter): continue  # a nucleus larger than half the image cannot be measured
+        found = [c for c in candidates if c['objects'] > 0]
+        if skip_hopeless and scale > 1 and found and found[-1]['diameter'] * scale / found[-1]['scale'] > HOPELESS * training_diameter: break
         # crop before resizing: resize only the window that will be predicted
         window = _centre_crop(image, max(8, math.ceil(ESTIMATION_SIDE / scale)))
         resized = resize_image(window, *scaled_size(*window.shape[:2], scale))
         statistics = foreground_statistics(predict_padded(model, resized, traced=True)[..., 0])  # traced: no Python cost per layer and pass
         candidates.append(dict(candidate=candidate, scale=scale, **statistics))
-    return candidates
-
-CONSISTENCY = 1.3  # a candidate is consistent when the objects found measure within this factor of the training diameter
+    return candidates[::-1]  # smallest candidate first
 
 def choose_diameter(candidates: list[dict], # From `diameter_candidates`
                     training_diameter: float, # The diameter the model was trained at
