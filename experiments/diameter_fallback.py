@@ -64,7 +64,7 @@ def measure(model_path: Path, data: str, conditions: list[str]) -> list[dict]:
             if changed is None: continue
             image, labels = changed
             prepared, _ = contract.prepare(image, source=sample.id)
-            candidates = diameter_estimate.diameter_candidates(model, prepared, training_diameter, steps=WIDE_STEPS)
+            candidates = diameter_estimate.diameter_candidates(model, prepared, training_diameter, steps=WIDE_STEPS, skip_hopeless=False)  # every candidate, as when this ran
             row, scored = dict(condition=name, id=sample.id, kind=sample.kind, true=normalize.median_diameter(labels), candidates=candidates), {}
             for rule, (steps, fallback) in RULES.items():
                 diameter = choose(candidates, training_diameter, steps, fallback)

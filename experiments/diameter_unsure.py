@@ -59,7 +59,7 @@ def main():
             if changed is None: continue
             image, labels = changed
             prepared, _ = contract.prepare(image, source=sample.id)
-            candidates = diameter_estimate.diameter_candidates(model, prepared, training_diameter)
+            candidates = diameter_estimate.diameter_candidates(model, prepared, training_diameter, skip_hopeless=False)  # every candidate, as when this ran
             chosen = diameter_estimate.choose_diameter(candidates, training_diameter)
             true = normalize.median_diameter(labels)
             if not np.isfinite(true): continue

@@ -72,7 +72,7 @@ def main():
              for name in CONDITIONS]
     import platform, subprocess
     write_json(arguments.out, dict(command='python ' + ' '.join(sys.argv), date=time.strftime('%Y-%m-%d %H:%M'), machine=f"{os.cpu_count()} CPU cores, {platform.machine()}",
-                                   commit=subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], capture_output=True, text=True).stdout.strip(),
+                                   commit=subprocess.run(['git', 'describe', '--always', '--dirty'], capture_output=True, text=True).stdout.strip(),
                                    hopeless=HOPELESS, table=table, changed=changed, rows=rows))
 
 if __name__ == '__main__': main()

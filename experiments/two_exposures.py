@@ -159,7 +159,7 @@ def main():
         samples = load_dsb(arguments.data, progress=False)
     started = time.perf_counter()
     result = dict(command='python ' + ' '.join(sys.argv), date=time.strftime('%Y-%m-%d %H:%M'), machine=f"{os.cpu_count()} CPU cores, {platform.machine()}",
-                  commit=subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], capture_output=True, text=True).stdout.strip(),
+                  commit=subprocess.run(['git', 'describe', '--always', '--dirty'], capture_output=True, text=True).stdout.strip(),
                   mode=MODE, gain=GAIN, margin=MARGIN, tissue=TISSUE,
                   **(dict(diagnosis=diagnose(arguments.model, samples, arguments.limit or 40)) if arguments.diagnose else
                      dict(models={str(arguments.model): generalisation.robustness(arguments.model, samples, arguments.conditions, arguments.limit)})))

@@ -61,13 +61,15 @@ def _print_summary(folder: Path, as_json: bool):
     if as_json: print(json.dumps(dict(data=str(folder), images=len(samples), nuclei=sum(s.nuclei for s in samples), kinds=rows), indent=2))
     else: print(f"{folder}: {len(samples)} images, {sum(s.nuclei for s in samples)} nuclei\n\n{markdown_table(rows)}")
 
-def command_synth(arguments) -> int:
+def command_synth(arguments, # The parsed command line (`cli_options.build_parser`)
+                  ) -> int:
     "Write the synthetic dataset in the DSB layout and summarise it."
     folder = write_synthetic_dataset(arguments.out, images=arguments.images, seed=arguments.seed)
     _print_summary(folder, arguments.json)
     return 0
 
-def command_summary(arguments) -> int:
+def command_summary(arguments, # The parsed command line (`cli_options.build_parser`)
+                    ) -> int:
     "Summarise a dataset: image kinds, sizes and nuclei."
     _print_summary(resolve_data(arguments.data), arguments.json)
     return 0
@@ -78,7 +80,8 @@ def _oversample(pairs: list[list[str]] | None) -> dict[str, int] | None:
     try: return {kind: int(factor) for kind, factor in pairs}
     except ValueError: raise ValueError(f"--oversample takes a kind and a whole number, e.g. --oversample colour 2; got {' '.join(sum(pairs, []))}") from None
 
-def command_train(arguments) -> int:
+def command_train(arguments, # The parsed command line (`cli_options.build_parser`)
+                  ) -> int:
     "Train an FCN and write model, history, config, metrics and curves."
     if arguments.data is None and not os.environ.get('FCN_NUCLEI_DATA'):
         print("no --data given: training on the embedded synthetic dataset (pass --data PATH for real images)", file=sys.stderr)
@@ -93,7 +96,8 @@ def command_train(arguments) -> int:
     print(f"model, history, config, metrics and curves written to {arguments.out}", file=sys.stderr)
     return 1 if metrics.get('stopped_on_nan') else 0  # a run that diverged failed, even though its last good model is kept
 
-def command_evaluate(arguments) -> int:
+def command_evaluate(arguments, # The parsed command line (`cli_options.build_parser`)
+                     ) -> int:
     "Evaluate a trained model: print a JSON summary; write per-image scores and a figure of the best and worst images."
     if not arguments.model.is_file(): raise ValueError(f"{arguments.model}: no such model file")
     check_request(model_normalization(arguments.model), arguments.diameter, arguments.channel)  # bad arguments before any folder is made
@@ -120,7 +124,8 @@ def _provenance() -> dict:
     return dict(commit=commit, command='fcn-nuclei ' + ' '.join(sys.argv[1:]), fcn_nuclei=__version__, date=time.strftime('%Y-%m-%d'),
                 machine=f"{os.cpu_count()} CPU cores, {platform.machine()} ({platform.processor() or 'unknown CPU'})")
 
-def command_ablation(arguments) -> int:
+def command_ablation(arguments, # The parsed command line (`cli_options.build_parser`)
+                     ) -> int:
     "Train and evaluate every decoder (and the article's protocol) on the same budget; write a JSON table."
     if arguments.out.exists() and arguments.out.is_dir(): raise ValueError(f"{arguments.out}: is a folder; give a .json file path")
     check_outside_data(arguments.out, resolve_data(arguments.data))
@@ -131,7 +136,8 @@ def command_ablation(arguments) -> int:
     print(markdown_table(result['table']))
     return 0
 
-def command_predict(arguments) -> int:
+def command_predict(arguments, # The parsed command line (`cli_options.build_parser`)
+                    ) -> int:
     "Predict instance labels for images; exit status 1 if any input failed (the others are still written)."
     inputs, model = list(arguments.inputs), arguments.model
     if model is None and len(inputs) > 1 and inputs[0].endswith('.keras'): model = inputs.pop(0)  # the older form: predict MODEL.keras INPUT...
@@ -159,7 +165,8 @@ def command_predict(arguments) -> int:
                          f"{summary['nuclei']} nuclei, {summary['seconds']} s -> {arguments.out}{' (stopped early)' if report.stopped else ''}"))
     return 2 if report.stopped else 1 if report.failures else 0
 
-def command_tune(arguments) -> int:
+def command_tune(arguments, # The parsed command line (`cli_options.build_parser`)
+                 ) -> int:
     "Choose the post-processing on a model's validation split; with --write, store it beside the model for `predict`."
     summary = evaluate(arguments.model, arguments.data, split='validation', tune=True, diameter=arguments.diameter)[0]
     if summary['trained_on_these_images']: print(f"fcn-nuclei tune: note: {arguments.model} was trained on every image (--all-images): the settings are tuned on images it has seen", file=sys.stderr)
@@ -170,7 +177,8 @@ def command_tune(arguments) -> int:
         print(f"written to {target}", file=sys.stderr)
     return 0
 
-def command_export_bioimageio(arguments) -> int:
+def command_export_bioimageio(arguments, # The parsed command line (`cli_options.build_parser`)
+                              ) -> int:
     "Package a model for the bioimage.io model zoo: RDF 0.5, ONNX and SavedModel weights, test tensors, cover and README."
     model = resolve_model(arguments.model)
     if not model.is_file(): raise ValueError(f"{model}: no such model file")
@@ -180,7 +188,8 @@ def command_export_bioimageio(arguments) -> int:
     print(json.dumps(dict(package=str(package), megabytes=round(package.stat().st_size / 1e6, 1))))
     return 0
 
-def command_download(arguments) -> int:
+def command_download(arguments, # The parsed command line (`cli_options.build_parser`)
+                     ) -> int:
     "Download the real DSB 2018 training set into the cache and print its folder."
     print(download_bbbc038(cache=arguments.cache))
     return 0

@@ -1,4 +1,4 @@
-"""Every subcommand of `fcn-nuclei` and its options, in one parser: what `--help` shows, and the checks that turn a malformed value into one line.
+"""Every subcommand of `fcn-nuclei` and its options, in one parser: what `--help` shows, and the two values that need parsing of their own, a model and a diameter.
 
 Docs: https://fcn-nuclei.github.io/fcn_nuclei/cli_options.html.md"""
 
@@ -25,12 +25,14 @@ from .normalize import CHANNEL_RULES
 __all__ = ['model_argument', 'diameter_argument', 'build_parser']
 
 # %% ../nbs/09a_cli_options.ipynb #c0a1b2c6
-def model_argument(text: str) -> Path:
+def model_argument(text: str, # What the user typed: a shipped model's name or a `.keras` path
+                  ) -> Path:
     "A model argument (`resolve_model`), its error as argparse shows one: a line naming the shipped models."
     try: return resolve_model(text)
     except ValueError as error: raise argparse.ArgumentTypeError(str(error)) from None
 
-def diameter_argument(text: str) -> tuple[float, str]:
+def diameter_argument(text: str, # What the user typed: 40, 40px, 6um or 6µm
+                     ) -> tuple[float, str]:
     "A `--diameter` value: (number, 'px') for '40' or '40px', (number, 'um') for '6um' or '6µm'."
     value, unit = text.strip().lower(), 'px'
     for suffix, name in (('px', 'px'), ('um', 'um'), ('µm', 'um'), ('μm', 'um')):

@@ -49,7 +49,7 @@ def diameter_candidates(model: keras.Model, # A trained model
                         steps: tuple[float, ...] = ESTIMATION_STEPS, # Candidate diameters: `training_diameter` x 2**step
                         skip_hopeless: bool = True, # Skip the enlarging candidates that cannot be consistent (False: try every candidate)
                        ) -> list[dict]:
-    "For each candidate nucleus diameter: rescale the image so that it would become the training diameter, predict a centred window, and measure the objects found. The largest candidates, the cheapest, come first; an enlarging candidate, and every smaller one, is skipped once the objects already found, enlarged with it, would measure above `HOPELESS` training diameters."
+    "For each candidate nucleus diameter: rescale the image so that it would become the training diameter, predict a centred window, and measure the objects found. The largest candidates are tried first; an enlarging candidate, and every smaller one, is skipped once the objects already found, enlarged with it, would measure above `HOPELESS` training diameters (a heuristic: sizes grow about in proportion to the scale). Returned smallest candidate first."
     candidates = []
     for step in sorted(steps, reverse=True):
         candidate = training_diameter * 2 ** step
@@ -83,7 +83,8 @@ def estimate_diameter(model: keras.Model, # A trained model
     "The median nucleus diameter of an image in pixels, found by asking the model itself at several scales."
     return choose_diameter(diameter_candidates(model, image, training_diameter), training_diameter)
 
-def estimation_window(height: int, width: int, # The image's size
+def estimation_window(height: int, # The image's height
+                      width: int, # The image's width
                      ) -> tuple[int, int, int, int]:
     "The centred region (top, left, bottom, right) of an image that `estimate_diameter` looks at: the window of its most shrinking candidate, centred on the image's own centre (same parity), so that the estimate on this region is the estimate on the whole image."
     side = math.ceil(ESTIMATION_SIDE / max(SCALE_LIMITS[0], 2.0 ** -max(ESTIMATION_STEPS))) + 1
