@@ -77,7 +77,8 @@ def main():
         if stored.get('machine') != machine: sys.exit(f"{arguments.times}: measured on {stored.get('machine')}, not on {machine}: time every notebook again")
         kept = {name: seconds for name, seconds in stored['seconds'].items() if name not in times and (root/'nbs'/name).is_file()}
         dates = {**{name: stored.get('dates', {}).get(name, stored['date']) for name in kept}, **dates}
-        times = {name: ({**kept, **times})[name] for name in sorted({**kept, **times}, key=lambda name: (name != 'index.ipynb', name))}
+        both = {**kept, **times}
+        times = {name: both[name] for name in sorted(both, key=lambda name: (name != 'index.ipynb', name))}
     result = dict(date=max(dates.values()) if dates else today, machine=machine, data='embedded synthetic (no ../shared, empty cache)',
                   command='python .ci/execute_notebooks.py', seconds=times, dates=dates, total_seconds=round(sum(times.values()), 1))
     if arguments.times:
