@@ -14,16 +14,12 @@ from pathlib import Path
 from typing import Callable
 
 from .blockwise import BLOCK_TILE, Block, BlockLabels, label_block, open_image
-from .models import load_model
-from .normalize import model_normalization
-from .onnx_engine import load_onnx_model
 from .plan import InputPlan
-from .predict import load_postprocessing, predict_probabilities
-from .predict_files import segment_file
+from .predict import predict_probabilities
+from .predict_files import load_predictor, segment_file
 
 # %% auto #0
-__all__ = ['require_distributed', 'connect', 'worker_model', 'worker_image', 'segment_file_task', 'label_block_task',
-           'DaskRunner']
+__all__ = ['require_distributed', 'connect', 'worker_image', 'segment_file_task', 'label_block_task', 'DaskRunner']
 
 # %% ../nbs/07e_dask.ipynb #6fa4c523
 def require_distributed():
@@ -48,12 +44,6 @@ def connect(scheduler: str | None = None, # Address of a running Dask scheduler,
     except (OSError, TimeoutError, RuntimeError) as error: raise ValueError(f"cannot reach the Dask scheduler {scheduler or '(local)'}: {error}") from error
 
 # %% ../nbs/07e_dask.ipynb #6fc09fc3
-@functools.lru_cache(maxsize=2)
-def worker_model(model_path: str, engine: str = 'keras') -> tuple:
-    "The model, its input contract and its post-processing, loaded once per worker process."
-    model = load_onnx_model(model_path) if engine == 'onnx' else load_model(model_path)
-    return model, model_normalization(model_path), load_postprocessing(model_path, model)
-
 @functools.lru_cache(maxsize=4)
 def worker_image(path: str):
     "An image opened once per worker process (`open_image`)."
@@ -61,12 +51,12 @@ def worker_image(path: str):
 
 def segment_file_task(model_path: str, engine: str, path: str, options: dict) -> tuple:
     "On a worker: `segment_file` with the worker's model."
-    model, normalization, postprocessing = worker_model(model_path, engine)
+    model, normalization, postprocessing = load_predictor(model_path, engine)
     return segment_file(model, path, normalization, postprocessing, **options)
 
 def label_block_task(model_path: str, engine: str, path: str, block: Block, plan: InputPlan, postprocessing: dict, tile: int | None, tta: bool) -> tuple[BlockLabels, object]:
     "On a worker: `label_block` with the worker's model; returns its result and the core's labels, which the client writes."
-    model = worker_model(model_path, engine)[0]
+    model = load_predictor(model_path, engine)[0]
     cores = []
     result = label_block(worker_image(path), block, plan, postprocessing, lambda prepared: predict_probabilities(model, prepared, tile=tile or BLOCK_TILE, tta=tta), lambda _, core: cores.append(core))
     return result, cores[0]

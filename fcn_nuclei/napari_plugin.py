@@ -7,7 +7,6 @@ Docs: https://fcn-nuclei.github.io/fcn_nuclei/napari.html.md"""
 # %% ../nbs/12_napari.ipynb #dc160049
 from __future__ import annotations
 
-import functools
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,21 +105,13 @@ class Segmenter:
     normalization: object # Its `Normalization` (None: a model trained before the input contract)
     postprocessing: dict # Its `probabilities_to_labels` settings
 
-@functools.lru_cache(maxsize=2)
-def _load_segmenter(path: str, modified_ns: int) -> Segmenter:
-    from fcn_nuclei.models import load_model
-    from fcn_nuclei.normalize import model_normalization
-    from fcn_nuclei.predict import load_postprocessing
-    model = load_model(path)
-    return Segmenter(Path(path), model, model_normalization(path), load_postprocessing(path, model))
-
 def load_segmenter(model: str | Path | None = None, # A name in `PRETRAINED`, a `.keras` file, or None for the shipped 'dsb2018'
                   ) -> Segmenter:
-    "The model a user chose with what lies beside it, loaded in safe mode once and kept for the next run."
+    "The model a user chose with what lies beside it, loaded in safe mode once and kept for the next run (`load_predictor`)."
     from fcn_nuclei.predict import resolve_model
+    from fcn_nuclei.predict_files import load_predictor
     path = Path(resolve_model(model)).resolve()
-    if not path.is_file(): raise ValueError(f"{path}: model file not found")
-    return _load_segmenter(str(path), path.stat().st_mtime_ns)
+    return Segmenter(path, *load_predictor(path))
 
 def segment_image(image: np.ndarray, # (H, W) grey or (H, W, C) colour, any dtype: an Image layer's data
                   model: str | Path | None = None, # A name in `PRETRAINED`, a `.keras` file, or None for the shipped 'dsb2018'

@@ -8,6 +8,7 @@ Docs: https://fcn-nuclei.github.io/fcn_nuclei/predict_files.html.md"""
 from __future__ import annotations
 
 import csv
+import functools
 import math
 import os
 import sys
@@ -32,7 +33,8 @@ from .outlines import require_roifile, write_geojson, write_imagej_rois
 from .predict import load_postprocessing, predict_probabilities, segment_planned
 
 # %% auto #0
-__all__ = ['OUTPUT_FORMATS', 'ENGINES', 'collect_inputs', 'PredictionReport', 'pixel_diameter', 'segment_file', 'predict_paths']
+__all__ = ['OUTPUT_FORMATS', 'ENGINES', 'PREDICTOR_FILES', 'collect_inputs', 'PredictionReport', 'load_predictor',
+           'pixel_diameter', 'segment_file', 'predict_paths']
 
 # %% ../nbs/07f_predict_files.ipynb #2bbc75db
 OUTPUT_FORMATS = ('png', 'tiff', 'zarr')
@@ -81,6 +83,26 @@ class PredictionReport:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # files in the input folders that were not read, and why
     seconds: float = 0.0
     stopped: str = ''  # why the run stopped before its last file (a full disk), if it did
+
+# %% ../nbs/07f_predict_files.ipynb #692055de
+PREDICTOR_FILES = ('config.json', 'postprocess.json')  # what lies beside a model and is loaded with it
+
+@functools.lru_cache(maxsize=2)
+def _load_predictor(path: str, engine: str, versions: tuple) -> tuple:
+    model = load_onnx_model(path) if engine == 'onnx' else load_model(path)
+    return model, model_normalization(path), load_postprocessing(path, model)
+
+def load_predictor(model_path: str | Path, # A `.keras` model from `train`
+                   engine: str = 'keras', # 'keras', or 'onnx' (`load_onnx_model`)
+                  ) -> tuple:
+    "The model, its input contract (`model_normalization`) and its post-processing (`load_postprocessing`), loaded once and kept for the next call on the same files (the last two kept): a model, its `config.json` or its `postprocess.json` changed on disk is loaded again."
+    path = Path(model_path).resolve()
+    if not path.is_file(): raise ValueError(f"{model_path}: model file not found")
+    def version(file: Path) -> tuple:
+        if not file.exists(): return ()
+        status = file.stat()
+        return status.st_ino, status.st_size, status.st_mtime_ns
+    return _load_predictor(str(path), engine, tuple(version(file) for file in (path, *(path.parent/name for name in PREDICTOR_FILES))))
 
 # %% ../nbs/07f_predict_files.ipynb #d12482e5
 def pixel_diameter(path: str | Path, # An image file
@@ -159,9 +181,7 @@ def predict_paths(model_path: str | Path, # A `.keras` model from `train`
     settings = [model_path.parent/name for name in ('config.json', 'postprocess.json') if (model_path.parent/name).exists()]
     check_outputs(out, outputs, [path for _, path in items] + [model_path] + settings)
     earlier = check_replaceable(out, planned, csv_path, overwrite)
-    model = load_onnx_model(model_path) if engine == 'onnx' else load_model(model_path)
-    postprocessing = load_postprocessing(model_path, model)
-    normalization = model_normalization(model_path)
+    model, normalization, postprocessing = load_predictor(model_path, engine)  # kept for the next run on the same files
     if diameter is not None and diameter_um is not None: raise ValueError("give the nucleus diameter once: in pixels or in micrometres")
     if diameter_um is not None and not (math.isfinite(diameter_um) and diameter_um > 0): raise ValueError(f"--diameter must be a positive length, got {diameter_um} um")
     check_request(normalization, diameter if diameter_um is None else diameter_um, channel, 'px' if diameter_um is None else 'um')
