@@ -96,7 +96,7 @@ def load_predictor(model_path: str | Path, # A `.keras` model from `train`
                    engine: str = 'keras', # 'keras', or 'onnx' (`load_onnx_model`)
                   ) -> tuple:
     "The model, its input contract (`model_normalization`) and its post-processing (`load_postprocessing`), loaded once and kept for the next call on the same files (the last two kept): a model, its `config.json` or its `postprocess.json` changed on disk is loaded again."
-    path = Path(model_path).resolve()
+    path = Path(model_path).absolute()  # not resolved: the settings are those beside the path given, a link included
     if not path.is_file(): raise ValueError(f"{model_path}: model file not found")
     def version(file: Path) -> tuple:
         if not file.exists(): return ()
