@@ -77,7 +77,7 @@ class DaskRunner:
                  model_path: str | Path, # The `.keras` model every worker loads
                  engine: str = 'keras', # 'keras' or 'onnx'
                 ):
-        self.client, self.model_path, self.engine = client, str(Path(model_path).resolve()), engine
+        self.client, self.model_path, self.engine = client, str(Path(model_path).absolute()), engine  # not resolved: workers read the settings beside the path given, as `predict_paths` does
 
     def submit_file(self, path: str | Path, options: dict) -> _Outcome:
         "Start segmenting one image file on the cluster."

@@ -166,7 +166,8 @@ def call_model(model: keras.Model, # A model from `build_fcn`
     # the whole image's labels: labels are predicted eagerly, and only the estimate, which measures object sizes, is traced.
     with warnings.catch_warnings():
         warnings.filterwarnings('ignore', message='The structure of `inputs`')  # Keras 3 notes that the input is named; harmless
-        if not traced: return np.asarray(model(np.asarray(batch, np.float32), training=False))
+        if not traced or not isinstance(model, keras.Model):  # another engine (`OnnxModel`) runs as it is: nothing to trace
+            return np.asarray(model(np.asarray(batch, np.float32), training=False))
         graph = getattr(model, '_fcn_nuclei_graph', None)
         if graph is None:
             graph = model._fcn_nuclei_graph = tf.function(lambda images: model(images, training=False), reduce_retracing=True,
