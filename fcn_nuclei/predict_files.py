@@ -96,6 +96,7 @@ def load_predictor(model_path: str | Path, # A `.keras` model from `train`
                    engine: str = 'keras', # 'keras', or 'onnx' (`load_onnx_model`)
                   ) -> tuple:
     "The model, its input contract (`model_normalization`) and its post-processing (`load_postprocessing`), loaded once and kept for the next call on the same files (the last two kept): a model, its `config.json` or its `postprocess.json` changed on disk is loaded again."
+    if engine not in ENGINES: raise ValueError(f"unknown engine {engine!r}: use one of {ENGINES}")
     path = Path(model_path).absolute()  # not resolved: the settings are those beside the path given, a link included
     if not path.is_file(): raise ValueError(f"{model_path}: model file not found")
     def version(file: Path) -> tuple:
@@ -178,7 +179,7 @@ def predict_paths(model_path: str | Path, # A `.keras` model from `train`
     planned = {image_id: _plan_outputs(out, image_id, suffix, probabilities, rois, geojson) for image_id, _ in items}
     outputs = [path for paths in planned.values() for path in paths] + [out/'predictions.csv'] + ([Path(csv_path)] if csv_path else [])
     if rois: require_roifile()  # before any work
-    settings = [model_path.parent/name for name in ('config.json', 'postprocess.json') if (model_path.parent/name).exists()]
+    settings = [model_path.parent/name for name in PREDICTOR_FILES if (model_path.parent/name).exists()]
     check_outputs(out, outputs, [path for _, path in items] + [model_path] + settings)
     earlier = check_replaceable(out, planned, csv_path, overwrite)
     model, normalization, postprocessing = load_predictor(model_path, engine)  # kept for the next run on the same files
