@@ -4,7 +4,7 @@
     python .ci/reader_budget.py --check    # and exit 1 naming every budget exceeded (CI runs this)
 
 Budgets: the README at most 1,500 words (code blocks and tables included); 06_generalisation at most 3,000 words of
-markdown prose, every other lesson at most 2,500; no markdown paragraph over 150 words (tables and code blocks are not
+markdown prose (the prose that hidden cells, `#| echo: false`, generate from results included), every other lesson at most 2,500; no markdown paragraph over 150 words (tables and code blocks are not
 paragraphs); no phrases of the research log in the README or a lesson (that history belongs in experiments/README.md);
 every lesson ends with a "Questions" or "Exercises" section.
 """
@@ -28,6 +28,9 @@ def documents() -> list[tuple[str, str, int, bool]]:
     for notebook in sorted((root/"nbs").glob("0[0-7]*.ipynb")):
         cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
         markdown = "\n\n".join("".join(cell["source"]) for cell in cells if cell["cell_type"] == "markdown")
+        generated = ["".join(output.get("data", {}).get("text/markdown", "")) for cell in cells if cell["cell_type"] == "code"
+                     and "".join(cell["source"]).startswith("#| echo: false") for output in cell.get("outputs", [])]
+        markdown = "\n\n".join([markdown, *filter(None, generated)])  # prose a hidden cell writes is prose the reader reads
         found.append((notebook.name, markdown, 3000 if notebook.name.startswith("06") else 2500, True))
     return found
 
