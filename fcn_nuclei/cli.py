@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import sys
 import warnings
 from pathlib import Path
@@ -36,7 +37,7 @@ try:  # Ctrl-C while the libraries load (a few seconds) ends the command with on
     from fcn_nuclei.long_runs import check_outside_data
     from fcn_nuclei.train import train
     from fcn_nuclei.ablation import run_ablation
-    from fcn_nuclei.evaluate import evaluate, show_extremes, write_evaluation
+    from fcn_nuclei.evaluate import check_evaluation_folder, evaluate, show_extremes, write_evaluation
     from fcn_nuclei.bioimageio_export import export_bioimageio
     from fcn_nuclei.distributed import DaskRunner, connect
     from fcn_nuclei.label_files import check_writable
@@ -51,7 +52,7 @@ except KeyboardInterrupt:
 
 # %% auto #0
 __all__ = ['COMMANDS', 'command_synth', 'command_summary', 'command_train', 'command_evaluate', 'command_ablation',
-           'command_predict', 'command_tune', 'command_export_bioimageio', 'command_download', 'main']
+           'command_predict', 'command_tune', 'command_export_bioimageio', 'command_download', 'Terminated', 'main']
 
 # %% ../nbs/09_cli.ipynb #2f621fba
 def _print_summary(folder: Path, as_json: bool):
@@ -105,6 +106,7 @@ def command_evaluate(arguments, # The parsed command line (`cli_options.build_pa
     if arguments.out:
         if arguments.out.resolve() == arguments.model.resolve().parent: raise ValueError(f"{arguments.out}: is the model's folder, whose postprocess.json the evaluation would replace; choose a folder of its own")
         check_outside_data(arguments.out, resolve_data(arguments.data))
+        check_evaluation_folder(arguments.out, arguments.overwrite)
         check_writable(arguments.out, 'evaluation')
     summary, rows, probabilities, samples = evaluate(arguments.model, arguments.data, split=arguments.split, tune=arguments.tune, diameter=arguments.diameter, channel=arguments.channel)
     if summary['trained_on_these_images']: print(f"fcn-nuclei evaluate: note: {arguments.model} was trained on every image (--all-images), these included: the scores are optimistic", file=sys.stderr)
@@ -112,7 +114,7 @@ def command_evaluate(arguments, # The parsed command line (`cli_options.build_pa
     print(json.dumps({key: value for key, value in summary.items() if not (arguments.out and key == 'postprocessing_tried')}, indent=2))
     if arguments.out:
         import matplotlib; matplotlib.use('Agg')
-        write_evaluation(arguments.out, summary, rows, show_extremes(samples, probabilities, rows, summary['postprocessing']))
+        write_evaluation(arguments.out, summary, rows, show_extremes(samples, probabilities, rows, summary['postprocessing']), overwrite=arguments.overwrite)
         print(f"summary.json (with every post-processing setting tried, when tuned), per_image.csv and extremes.png written to {arguments.out}", file=sys.stderr)
     return 0
 
@@ -198,9 +200,14 @@ def command_download(arguments, # The parsed command line (`cli_options.build_pa
 COMMANDS = {'synth': command_synth, 'summary': command_summary, 'train': command_train, 'evaluate': command_evaluate, 'ablation': command_ablation,
             'predict': command_predict, 'tune': command_tune, 'download': command_download, 'export-bioimageio': command_export_bioimageio}  # subcommand -> what runs it
 
+class Terminated(KeyboardInterrupt):
+    "SIGTERM (`kill`, a batch scheduler, `docker stop`), raised where Python runs next, so a run stops as on Ctrl-C: finished files kept and listed, nothing half-written."
+
+def _terminate(signal_number, frame): raise Terminated()
+
 def main(argv: list[str] | None = None, # Arguments (default: `sys.argv[1:]`)
         ) -> int:
-    "Entry point of the `fcn-nuclei` command."
+    "Entry point of the `fcn-nuclei` command; exits 130 on Ctrl-C and 143 on SIGTERM, after the same cleanup."
     arguments = build_parser().parse_args(argv)
     name = f"fcn-nuclei {arguments.command}"
     if getattr(arguments, 'max_pixels', None) is not None:
@@ -212,12 +219,14 @@ def main(argv: list[str] | None = None, # Arguments (default: `sys.argv[1:]`)
         "A warning as the command's own notes, one line each, without Python's file and source line."
         for line in str(message).splitlines(): print(one_line(f"{name}: note: {line.strip()}"), file=sys.stderr)
     shown, warnings.showwarning = warnings.showwarning, show_warning
+    try: handler = signal.signal(signal.SIGTERM, _terminate)
+    except ValueError: handler = None  # not Python's main thread: SIGTERM keeps its handler
     try:
         max_pixels()  # a bad $FCN_NUCLEI_MAX_PIXELS is one line now, not a failure per image later
         return COMMANDS[arguments.command](arguments)
-    except KeyboardInterrupt:
-        print(f"{name}: interrupted; files already finished are complete{' and listed in predictions.csv' if arguments.command == 'predict' else ''}, nothing half-written was kept", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as interrupt:
+        print(f"{name}: {'terminated' if isinstance(interrupt, Terminated) else 'interrupted'}; files already finished are complete{' and listed in predictions.csv' if arguments.command == 'predict' else ''}, nothing half-written was kept", file=sys.stderr)
+        return 143 if isinstance(interrupt, Terminated) else 130
     except Exception as error:
         if arguments.debug: raise
         if isinstance(error, ValueError): message = one_line(str(error).strip())  # our messages are one line; a file name holding a newline or a carriage return must not cut it
@@ -225,4 +234,6 @@ def main(argv: list[str] | None = None, # Arguments (default: `sys.argv[1:]`)
         else: message = f"unexpected {type(error).__name__}: {error} (rerun with --debug for the traceback)"
         print(f"{name}: error: {message.splitlines()[0] if message.strip() else type(error).__name__}", file=sys.stderr)
         return 2 if isinstance(error, (ValueError, OSError)) else 1
-    finally: warnings.showwarning = shown
+    finally:
+        warnings.showwarning = shown
+        if handler is not None: signal.signal(signal.SIGTERM, handler)

@@ -91,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument('--split', default='auto', choices=('auto', 'validation', 'all'), help="images to score (default: the model's validation split when the data is its training data, else all)")
     evaluation.add_argument('--tune', action='store_true', help='re-tune the post-processing on the validation split')
     evaluation.add_argument('--out', type=Path, default=None, help='folder for summary.json, per_image.csv and extremes.png')
+    evaluation.add_argument('--overwrite', action='store_true', help="replace files in --out that an earlier fcn-nuclei evaluate did not write (without it they are refused, before any work)")
     evaluation.add_argument('--diameter', type=float, default=None, metavar='PX', help='nucleus diameter in pixels for every image (default: estimated per image)')
     evaluation.add_argument('--channel', default=None, choices=list(CHANNEL_RULES), help="override the model's channel rule (default: the model's, auto)")
     ablation = commands.add_parser('ablation', help='train and evaluate every decoder on one budget; write a JSON table')

@@ -30,9 +30,10 @@ from .postprocess import (METHODS, default_postprocessing, probabilities_to_labe
                                    validate_postprocessing)
 
 # %% auto #0
-__all__ = ['DSB_THRESHOLDS', 'FIGURE_DPI', 'TRUE_COLOUR', 'PREDICTED_COLOUR', 'intersection_table', 'object_scores',
-           'pixel_scores', 'article_probabilities', 'postprocessing_grid', 'tune_postprocessing', 'held_out_tuning',
-           'evaluate', 'outline_overlay', 'show_extremes', 'write_evaluation']
+__all__ = ['DSB_THRESHOLDS', 'FIGURE_DPI', 'TRUE_COLOUR', 'PREDICTED_COLOUR', 'EVALUATION_FILES', 'intersection_table',
+           'object_scores', 'pixel_scores', 'article_probabilities', 'postprocessing_grid', 'tune_postprocessing',
+           'held_out_tuning', 'evaluate', 'outline_overlay', 'show_extremes', 'check_evaluation_folder',
+           'write_evaluation']
 
 # %% ../nbs/05_evaluation.ipynb #c74e3703
 def intersection_table(true_labels: np.ndarray, # (H, W) integer instance labels, 0 = background
@@ -240,10 +241,25 @@ def show_extremes(samples: list[Sample], probabilities: list[np.ndarray], rows: 
     figure.tight_layout(rect=(0, 0.04, 1, 1))
     return figure
 
-def write_evaluation(out: str | Path, summary: dict, rows: list[dict], figure=None) -> Path:
-    "Write `summary.json`, `postprocess.json` (the settings used), `per_image.csv` and `extremes.png` into `out`, each through a temporary name."
+EVALUATION_FILES = ('summary.json', 'postprocess.json', 'per_image.csv', 'extremes.png')  # what `write_evaluation` writes
+
+def check_evaluation_folder(out: str | Path, # The folder an evaluation is to be written into
+                            overwrite: bool = False, # Replace files there that no earlier evaluation wrote
+                           ):
+    "Refuse, before any work, a folder holding one of `EVALUATION_FILES` that an earlier evaluation did not write (its `summary.json` says which did), unless `overwrite`."
     out = Path(out)
     if out.exists() and not out.is_dir(): raise ValueError(f"{out}: output path is a file, not a folder")
+    if overwrite or not out.is_dir(): return
+    try: earlier = json.loads((out/'summary.json').read_text())
+    except (OSError, ValueError): earlier = None
+    ours = isinstance(earlier, dict) and {'dsb_score', 'split', 'model'} <= set(earlier)
+    found = [out/name for name in EVALUATION_FILES if (out/name).exists() or (out/name).is_symlink()]
+    if found and not ours: raise ValueError(f"{found[0]}: exists and was not written by fcn-nuclei evaluate; move it, choose another --out, or give --overwrite to replace it")
+
+def write_evaluation(out: str | Path, summary: dict, rows: list[dict], figure=None, overwrite: bool = False) -> Path:
+    "Write `summary.json`, `postprocess.json` (the settings used), `per_image.csv` and `extremes.png` into `out`, each through a temporary name; files an earlier evaluation did not write are refused unless `overwrite` (`check_evaluation_folder`)."
+    out = Path(out)
+    check_evaluation_folder(out, overwrite)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out/'summary.json', summary)
     write_json(out/'postprocess.json', summary['postprocessing'])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import warnings
+import zipfile
 from pathlib import Path
 from typing import Callable
 
@@ -186,7 +187,9 @@ def load_model(path: str | Path, # A `.keras` file from `train` or `Model.save`
               ) -> keras.Model:
     "Load a `.keras` model in safe mode, with a clear error for a file that is not one."
     path = Path(path)
+    if path.is_dir(): raise ValueError(f"{path}: is a folder, not a model file; give the .keras file in it")
     if not path.is_file(): raise ValueError(f"{path}: model file not found")
+    if not zipfile.is_zipfile(path): raise ValueError(f"{path}: not a loadable Keras model: a .keras file is a zip archive, and this file is not one (empty, damaged, or another kind of file)")
     try: model = keras.models.load_model(path, safe_mode=True, compile=False)
     except Exception as error: raise ValueError(f"{path}: not a loadable Keras model ({type(error).__name__}: {error})") from error
     shape = model.input_shape[0] if isinstance(model.input_shape, list) else model.input_shape

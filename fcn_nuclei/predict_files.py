@@ -65,13 +65,13 @@ def collect_inputs(inputs: list[str | Path], # Image files, folders of images, o
                 skipped += [(str(path), 'not a regular file (a pipe, a socket or a device)') for path in sorted(item.iterdir())
                             if path.exists() and not path.is_file() and not path.is_dir()]
         elif item.is_symlink() or item.exists(): found.append((item.stem, item))  # a broken link, a pipe or a device fails, with its own line
-        else: raise ValueError(f"{item}: no such file or folder")
+        else: found.append((item.stem, item))  # missing: it fails with its own line, and the other inputs are still segmented
     if not found and inputs and all(Path(item).exists() for item in inputs): raise ValueError(f"no image files found in {', '.join(map(str, inputs))}")
     seen = set()  # one file named twice (or a folder and a file in it) is read once
     found = [(image_id, path) for image_id, path in found if not (os.path.realpath(path) in seen or seen.add(os.path.realpath(path)))]
     ids = [image_id for image_id, _ in found]
     duplicates = sorted({image_id for image_id in ids if ids.count(image_id) > 1})
-    if duplicates: raise ValueError(f"two inputs share the name {duplicates[0]!r}; their outputs would overwrite each other")
+    if duplicates: raise ValueError(f"inputs share the name{'s' if len(duplicates) > 1 else ''} {', '.join(map(repr, duplicates))}; their outputs would overwrite each other (rename, or segment them into separate --out folders)")
     return found
 
 @dataclass
