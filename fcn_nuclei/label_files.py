@@ -141,10 +141,10 @@ def check_replaceable(out: Path, # The output folder
             mine = next((path for path in paths if path.exists() or path.is_symlink()), None)
             if mine is not None and image_id not in earlier:
                 raise ValueError(f"{mine}: exists and was not written by fcn-nuclei predict (its image is not in {table}); move it, choose another --out, or give --overwrite to replace it")
-            # a run writes predictions.csv after every file it lists: a listed file newer than the table was changed since, by someone else
+            # a run writes predictions.csv after every file it lists: a listed file newer than the table was changed since (by hand, or by a killed run)
             changed = next((path for path in paths if path.exists() and not path.is_symlink() and path.stat().st_mtime_ns > table.stat().st_mtime_ns), None)
             if changed is not None:
-                raise ValueError(f"{changed}: changed since fcn-nuclei predict wrote it (it is newer than {table}); move it, choose another --out, or give --overwrite to replace it")
+                raise ValueError(f"{changed}: changed since fcn-nuclei predict wrote it (it is newer than {table}: edited, or rewritten by a run killed before its table); move it, choose another --out, or give --overwrite to replace it")
     if csv_path is not None:
         csv_path = Path(csv_path)
         if csv_path.is_symlink(): raise ValueError(f"{csv_path}: is a symbolic link; give the path of the file itself")
