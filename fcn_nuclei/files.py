@@ -25,10 +25,10 @@ from PIL import Image, ImageOps
 Image.MAX_IMAGE_PIXELS = None  # Pillow's decompression-bomb guard is replaced by our own limit (`MAX_PIXELS`), checked from each header before decoding
 
 # %% auto #0
-__all__ = ['IMAGE_SUFFIXES', 'MIN_IMAGE_SIDE', 'MAX_PIXELS', 'SUSPICIOUS_RATIO', 'MICROMETRES', 'max_pixels', 'check_pixels',
-           'tiff_axes', 'check_tiff_storage', 'check_intensities', 'read_array', 'to_rgb_uint8', 'read_image',
-           'list_images', 'read_labels', 'read_pixel_size', 'write_atomic', 'write_folder_atomic', 'write_json',
-           'require_zarr', 'one_line']
+__all__ = ['IMAGE_SUFFIXES', 'MIN_IMAGE_SIDE', 'MAX_PIXELS', 'TIFF_SIGNATURES', 'FILE_SIGNATURES', 'SUSPICIOUS_RATIO',
+           'MICROMETRES', 'max_pixels', 'check_pixels', 'tiff_axes', 'check_tiff_storage', 'check_intensities',
+           'read_array', 'to_rgb_uint8', 'read_image', 'list_images', 'read_labels', 'read_pixel_size', 'write_atomic',
+           'write_folder_atomic', 'write_json', 'require_zarr', 'one_line']
 
 # %% ../nbs/10_image_files.ipynb #3dd35292
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.tif', '.tiff', '.bmp')
@@ -53,11 +53,18 @@ def check_pixels(path: str | Path, # The image, named in the message
     if height * width > max_pixels():
         raise ValueError(f"{path}: image is {width}x{height} pixels ({height * width / 1e6:.3g} MP), above the limit of {max_pixels() / 1e6:.3g} MP (raise it with --max-pixels MP or $FCN_NUCLEI_MAX_PIXELS)")
 
+TIFF_SIGNATURES = (b'II*\0', b'MM\0*', b'II+\0', b'MM\0+')  # classic and BigTIFF, either byte order
+FILE_SIGNATURES = ((b'\x89PNG', 'PNG'), (b'\xff\xd8\xff', 'JPEG'), (b'BM', 'BMP'), (b'GIF8', 'GIF'), (b'RIFF', 'WebP'))  # what a misnamed TIFF often is
+
 def tiff_axes(path: str | Path, # A TIFF file
               check_size: bool = True, # Refuse an image above `max_pixels()` (not for regions read lazily)
              ) -> str:
     "The axes of a TIFF's first series (tifffile's letters, e.g. 'YX', 'YXS', 'CYX', 'TZCYX'); stacks, volumes, time series and more than 4 channels refused, singleton axes allowed."
     path = Path(path)
+    with open(path, 'rb') as handle: header = handle.read(8)
+    if header[:4] not in TIFF_SIGNATURES:
+        kind = next((name for signature, name in FILE_SIGNATURES if header.startswith(signature)), None)
+        raise ValueError(f"{path}: named {path.suffix} but not a TIFF file" + (f" (a {kind} file: give it its own extension)" if kind else " (damaged, or another kind of file)"))
     with tifffile.TiffFile(path) as tiff:
         series = tiff.series[0]
         axes, shape = series.axes, series.shape
@@ -135,6 +142,7 @@ def read_array(path: str | Path, # An image file: PNG, JPEG, BMP or TIFF
                 if image.mode in _PIL_CONVERT: image = image.convert(_PIL_CONVERT[image.mode])
                 return np.asarray(image)
     except ValueError: raise
+    except PermissionError: raise ValueError(f"{path}: permission denied: this user may not read the file") from None
     except Exception as error:
         raise ValueError(f"{path}: cannot decode image, the file is unreadable or truncated ({type(error).__name__}: {error})") from error
 
