@@ -8,6 +8,7 @@ Docs: https://fcn-nuclei.github.io/fcn_nuclei/cli_options.html.md"""
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from . import __version__
@@ -22,7 +23,7 @@ from .predict_files import ENGINES, OUTPUT_FORMATS
 from .normalize import CHANNEL_RULES
 
 # %% auto #0
-__all__ = ['model_argument', 'diameter_argument', 'build_parser']
+__all__ = ['model_argument', 'diameter_argument', 'CommandParser', 'build_parser']
 
 # %% ../nbs/09a_cli_options.ipynb #c0a1b2c6
 def model_argument(text: str, # What the user typed: a shipped model's name or a `.keras` path
@@ -44,9 +45,17 @@ def diameter_argument(text: str, # What the user typed: 40, 40px, 6um or 6µm
     return number, unit  # its sign and size are checked with the model's other settings, in one line
 
 # %% ../nbs/09a_cli_options.ipynb #c0a1b2c9
+class CommandParser(argparse.ArgumentParser):
+    "argparse's parser, whose message for an unrecognised argument that is an existing file says how to name a file whose name begins with '-'."
+    def error(self, message: str):
+        "Exit 2 with usage and `message`, and the hint where the message names such a file."
+        dashed = [word for word in message.partition('unrecognized arguments: ')[2].split() if word.startswith('-') and os.path.exists(word)]
+        if dashed: message += f"; {dashed[0]} is a file: write ./{dashed[0]}, or give the options first and -- before the file names"
+        super().error(message)
+
 def build_parser() -> argparse.ArgumentParser:
     "The `fcn-nuclei` argument parser with its subcommands."
-    parser = argparse.ArgumentParser(prog='fcn-nuclei', description='Fully convolutional networks for nucleus segmentation (2018 Data Science Bowl).')
+    parser = CommandParser(prog='fcn-nuclei', description='Fully convolutional networks for nucleus segmentation (2018 Data Science Bowl).')
     parser.add_argument('--version', action='version', version=f'fcn-nuclei {__version__}')
     parser.add_argument('--debug', action='store_true', help='show the Python traceback of an error instead of one line')
     parser.add_argument('--verbose', action='store_true', help="show TensorFlow's own log lines (hidden by default)")
