@@ -12,7 +12,7 @@ root = Path(__file__).resolve().parent.parent
 
 NOISE = re.compile('|'.join([
     r'^WARNING: All log messages before absl::InitializeLog\(\)',
-    r'^[IWE]\d{4} \d\d:\d\d:\d\d\.\d+\s+\d+ \S+\.(cc|h):\d+\]',  # absl/TensorFlow C++ log lines
+    r'^[IWE]\d{4} [\d:]+\.\d+\s+\d+ \S+\.(cc|h):\d+\]',  # absl/TensorFlow C++ log lines (clock time, or seconds since the epoch)
     r'oneDNN custom operations are on', r'TF_ENABLE_ONEDNN_OPTS', r'cudart_stub', r'failed call to cuInit',
     r'Could not find cuda drivers', r'Unable to register cu(DNN|FFT|BLAS) factory', r'computation_placer',
     r'This TensorFlow binary is optimized', r'rebuild TensorFlow with the appropriate compiler flags',
