@@ -137,18 +137,20 @@ def check_replaceable(out: Path, # The output folder
             if header[:2] == ['id', 'file']: earlier = {_unquoted(row[0]) for row in reader if row and (status is None or row[status:status + 1] == ['ok'])}
             elif not overwrite: raise ValueError(f"{table}: exists and was not written by fcn-nuclei predict; choose another --out, or give --overwrite to replace it")
     if not overwrite:
+        listed_at = table.stat().st_mtime_ns if table.is_file() else None  # when the earlier run wrote its table, after every file it lists
         for image_id, paths in planned.items():
             mine = next((path for path in paths if path.exists() or path.is_symlink()), None)
             if mine is not None and image_id not in earlier:
                 raise ValueError(f"{mine}: exists and was not written by fcn-nuclei predict (its image is not in {table}); move it, choose another --out, or give --overwrite to replace it")
-            # a run writes predictions.csv after every file it lists: a listed file newer than the table was changed since (by hand, or by a killed run)
-            changed = next((path for path in paths if path.exists() and not path.is_symlink() and path.stat().st_mtime_ns > table.stat().st_mtime_ns), None)
+            # a listed file newer than the table was changed since (by hand, or by a killed run)
+            changed = next((path for path in paths if path.exists() and not path.is_symlink() and path.stat().st_mtime_ns > listed_at), None) if mine is not None else None
             if changed is not None:
                 raise ValueError(f"{changed}: changed since fcn-nuclei predict wrote it (it is newer than {table}: edited, or rewritten by a run killed before its table); move it, choose another --out, or give --overwrite to replace it")
     if csv_path is not None:
         csv_path = Path(csv_path)
         if csv_path.is_symlink(): raise ValueError(f"{csv_path}: is a symbolic link; give the path of the file itself")
-        if csv_path.is_dir() or csv_path.resolve() == out.resolve(): raise ValueError(f"{csv_path}: is a folder{' (the output folder, --out)' if csv_path.resolve() == out.resolve() else ''}; give the path of a .csv file to write")
+        is_out = csv_path.resolve() == out.resolve()
+        if csv_path.is_dir() or is_out: raise ValueError(f"{csv_path}: is a folder{' (the output folder, --out)' if is_out else ''}; give the path of a .csv file to write")
         if csv_path.exists() and not overwrite:
             with open(csv_path, 'rb') as handle: first = handle.readline().strip()
             if first != b'ImageId,EncodedPixels': raise ValueError(f"{csv_path}: exists and is not a run-length CSV written by fcn-nuclei; choose another --csv, or give --overwrite to replace it")
