@@ -266,8 +266,11 @@ def segment_blockwise(model: keras.Model, # A trained model with an input contra
     image = image if isinstance(image, LazyImage) else LazyImage(np.asarray(image), name=plan.source)
     probabilities_of = probabilities_of or (lambda prepared: predict_padded(model, prepared))
     blocks = plan_blocks(plan.height, plan.width, *plan.working_size, block, margin)
-    out = np.zeros((image.height, image.width), np.uint32) if out is None else out
+    out = np.zeros((image.height, image.width), np.uint16 if plan.blank else np.uint32) if out is None else out
     def write(block: Block, core: np.ndarray): out[block.core[0]:block.core[2], block.core[1]:block.core[3]] = core
+    if plan.blank:  # an image without contrast: nothing to find, and the network is not run
+        for block in blocks: write(block, 0)
+        return out.astype(np.uint16) if isinstance(out, np.ndarray) else out, dict(**plan.info(), blocks=len(blocks), nuclei=0)
     results = run_blocks(blocks, plan, postprocessing, write) if run_blocks else [label_block(image, block, plan, postprocessing, probabilities_of, write) for block in blocks]
     lookups, count = merge_blocks(results)
     for block in blocks:

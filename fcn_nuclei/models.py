@@ -187,7 +187,9 @@ def load_model(path: str | Path, # A `.keras` file from `train` or `Model.save`
               ) -> keras.Model:
     "Load a `.keras` model in safe mode, with a clear error for a file that is not one."
     path = Path(path)
-    if path.is_dir(): raise ValueError(f"{path}: is a folder, not a model file; give the .keras file in it")
+    if path.is_dir():
+        inside = sorted(path.glob('*.keras'))
+        raise ValueError(f"{path}: a folder, not a model file; give " + (str(inside[0]) if len(inside) == 1 else "the .keras file in it"))
     if not path.is_file(): raise ValueError(f"{path}: model file not found")
     if not zipfile.is_zipfile(path): raise ValueError(f"{path}: not a loadable Keras model: a .keras file is a zip archive, and this file is not one (empty, damaged, or another kind of file)")
     try: model = keras.models.load_model(path, safe_mode=True, compile=False)

@@ -59,6 +59,9 @@ class InputPlan:
     prepared: np.ndarray | None = field(default=None, repr=False, compare=False)  # the whole image prepared, kept when the estimate prepared all of it
 
     @property
+    def blank(self) -> bool: return self.contract and self.bounds is None  # no contrast: every pixel would reach the network as 0, so there is nothing to find
+
+    @property
     def working_size(self) -> tuple[int, int]: return scaled_size(self.height, self.width, self.scale) if self.diameter else (self.height, self.width)
 
     def prepare(self, region: np.ndarray, # The image as read, or any region of it
@@ -93,7 +96,8 @@ def plan_input(model: keras.Model, # A trained model (asked for the diameter whe
     if min(height, width) < MIN_IMAGE_SIDE: raise ValueError(f"{source}: image is {width}x{height} pixels, too small to segment (each side needs at least {MIN_IMAGE_SIDE})")
     rule, bounds = intensity_settings(image.sample() if lazy else sample_pixels(image), channel or normalization.channel, normalization.percentiles, source)
     estimated, prepared, scale = bool(normalization.diameter) and diameter is None, None, 1.0
-    if estimated:
+    if estimated and bounds is None: diameter = normalization.diameter  # a blank image: nothing to measure, the estimate's own answer then
+    elif estimated:
         top, left, bottom, right = estimation_window(height, width)
         window = apply_intensity(image.read(top, left, bottom, right) if lazy else image[top:bottom, left:right], rule, bounds, source)
         if (bottom - top, right - left) == (height, width): prepared = window  # the estimate prepared the whole image: keep it

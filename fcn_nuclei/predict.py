@@ -135,6 +135,9 @@ def segment_planned(model: keras.Model, # A trained model
         if keep_probability: raise ValueError(f"{plan.source}: {plan.width}x{plan.height} pixels, {math.prod(plan.working_size) / 1e6:.3g} MP at the working scale, is segmented block by block, without one probability map: leave out --probabilities")
         labels, info = segment_blockwise(model, image, None, postprocessing, lambda prepared: predict_probabilities(model, prepared, tile=tile or BLOCK_TILE, tta=tta), block=block, plan=plan)
         return labels, None, info
+    if plan.blank:  # an image without contrast: nothing to find, and the network is not run
+        probability = np.zeros((plan.height, plan.width, model.output_shape[-1]), np.float32) if keep_probability else None
+        return np.zeros((plan.height, plan.width), np.uint16), probability, plan.info()
     probabilities = predict_planned(plan, image, lambda prepared: predict_probabilities(model, prepared, tile=tile, tta=tta))
     return scaled_labels(probabilities, postprocessing, plan.scale), probabilities if keep_probability else None, plan.info()
 

@@ -33,12 +33,18 @@ from .outlines import require_roifile, write_geojson, write_imagej_rois
 from .predict import load_postprocessing, predict_probabilities, segment_planned
 
 # %% auto #0
-__all__ = ['OUTPUT_FORMATS', 'ENGINES', 'PREDICTOR_FILES', 'collect_inputs', 'PredictionReport', 'load_predictor',
+__all__ = ['OUTPUT_FORMATS', 'ENGINES', 'PREDICTOR_FILES', 'input_name', 'collect_inputs', 'PredictionReport', 'load_predictor',
            'pixel_diameter', 'segment_file', 'predict_paths']
 
 # %% ../nbs/07f_predict_files.ipynb #2bbc75db
 OUTPUT_FORMATS = ('png', 'tiff', 'zarr')
 ENGINES = ('keras', 'onnx')
+
+def input_name(path: Path, # An image file or a Zarr folder
+              ) -> str:
+    "The name of an input's outputs: the file name without its extension, and without `.ome` (`cells.ome.tif` and `cells.ome.zarr` -> `cells`)."
+    name = path.name.removesuffix('.zarr') if is_zarr(path) or path.suffix == '.zarr' else path.stem
+    return name.removesuffix('.ome')
 
 def collect_inputs(inputs: list[str | Path], # Image files, folders of images, or DSB-layout folders (`<id>/images/<id>.png`)
                    skipped: list | None = None, # If given, receives (path, reason) for every file of an input folder that is not read
@@ -46,17 +52,17 @@ def collect_inputs(inputs: list[str | Path], # Image files, folders of images, o
     "(image id, image path) for every image named by the inputs (files, folders of them, DSB-layout folders, Zarr arrays), in order; an input that does not exist, or inputs holding no image, raise."
     found = []
     for item in map(Path, inputs):
-        if is_zarr(item): found.append((item.name.removesuffix('.zarr').removesuffix('.ome'), item))
-        elif item.is_file(): found.append((item.stem, item))
+        if is_zarr(item): found.append((input_name(item), item))
+        elif item.is_file(): found.append((input_name(item), item))
         elif (item/'images').is_dir():
             images = [path for path in sorted((item/'images').iterdir()) if path.suffix.lower() in IMAGE_SUFFIXES]
             found += [(item.name, path) for path in images[:1]]
             if skipped is not None: skipped += [(str(path), f"a second image in the sample folder {item}; only {images[0].name} is read") for path in images[1:]]
         elif item.is_dir():
             found += collect_inputs(sorted(folder for folder in item.iterdir() if (folder/'images').is_dir()), skipped)
-            found += [(path.stem, path) for path in list_images(item)]
-            found += [(path.name.removesuffix('.zarr').removesuffix('.ome'), path) for path in sorted(item.iterdir()) if path.is_dir() and is_zarr(path)]  # Zarr arrays in the folder
-            found += [(path.stem, path) for path in sorted(item.iterdir()) if path.is_symlink() and not path.exists() and path.suffix.lower() in IMAGE_SUFFIXES]  # a broken link fails, with its own line
+            found += [(input_name(path), path) for path in list_images(item)]
+            found += [(input_name(path), path) for path in sorted(item.iterdir()) if path.is_dir() and is_zarr(path)]  # Zarr arrays in the folder
+            found += [(input_name(path), path) for path in sorted(item.iterdir()) if path.is_symlink() and not path.exists() and path.suffix.lower() in IMAGE_SUFFIXES]  # a broken link fails, with its own line
             if skipped is not None:
                 skipped += [(str(path), 'not an image file (' + ', '.join(IMAGE_SUFFIXES) + ')') for path in sorted(item.iterdir())
                             if path.is_file() and not path.name.startswith('.') and path.suffix.lower() not in IMAGE_SUFFIXES]
@@ -64,8 +70,8 @@ def collect_inputs(inputs: list[str | Path], # Image files, folders of images, o
                             if path.is_dir() and path.suffix.lower() in IMAGE_SUFFIXES and not (path/'images').is_dir()]
                 skipped += [(str(path), 'not a regular file (a pipe, a socket or a device)') for path in sorted(item.iterdir())
                             if path.exists() and not path.is_file() and not path.is_dir()]
-        elif item.is_symlink() or item.exists(): found.append((item.stem, item))  # a broken link, a pipe or a device fails, with its own line
-        else: found.append((item.stem, item))  # missing: it fails with its own line, and the other inputs are still segmented
+        elif item.is_symlink() or item.exists(): found.append((input_name(item), item))  # a broken link, a pipe or a device fails, with its own line
+        else: found.append((input_name(item), item))  # missing: it fails with its own line, and the other inputs are still segmented
     if not found and inputs and all(Path(item).exists() for item in inputs): raise ValueError(f"no image files found in {', '.join(map(str, inputs))}")
     seen = set()  # one file named twice (or a folder and a file in it) is read once
     found = [(image_id, path) for image_id, path in found if not (os.path.realpath(path) in seen or seen.add(os.path.realpath(path)))]
@@ -98,7 +104,7 @@ def load_predictor(model_path: str | Path, # A `.keras` model from `train`
     "The model, its input contract (`model_normalization`) and its post-processing (`load_postprocessing`), loaded once and kept for the next call on the same files (the last two kept): a model, its `config.json` or its `postprocess.json` changed on disk is loaded again."
     if engine not in ENGINES: raise ValueError(f"unknown engine {engine!r}: use one of {ENGINES}")
     path = Path(model_path).absolute()  # not resolved: the settings are those beside the path given, a link included
-    if not path.is_file(): raise ValueError(f"{model_path}: model file not found")
+    # a folder, a missing or a damaged file: the loader names it (`load_model`)
     def version(file: Path) -> tuple:
         if not file.exists(): return ()
         status = file.stat()
