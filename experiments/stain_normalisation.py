@@ -85,30 +85,40 @@ def shift_stains(image: np.ndarray, haematoxylin: float, eosin: float) -> np.nda
     hed = np.maximum(density @ hed_from_rgb, 0) * [haematoxylin, eosin, 1.0]
     return np.clip(256 * np.exp(-(hed @ rgb_from_hed)) - 1 + 0.5, 0, 255).astype(np.uint8).reshape(image.shape)
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def only_tissue(transform):
+    "A condition of `generalisation.robustness`: `transform` on the images the channel rule reads as stained tissue (`rgb`); the others left out (None)."
+    return lambda image, labels: (transform(image), labels) if detect_channel_rule(image) == 'rgb' else None
+
+def tissue_experiment(description: str, # The command's description
+                      conditions_of, # (samples, the model's config) -> (conditions, name -> transform of (image, labels); more fields for the JSON)
+                     ):
+    "The command line of the stained-tissue experiments: a model, `--data` and `--out`; the conditions scored on the model's validation images; the JSON written."
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument('model', type=Path, help='a .keras model with config.json and postprocess.json beside it')
     parser.add_argument('--data', required=True, help='the DSB training set')
     parser.add_argument('--out', type=Path, required=True, help='JSON file to write')
     arguments = parser.parse_args()
     started = time.perf_counter()
     samples = load_dsb(arguments.data)
-    config = json.loads((arguments.model.parent/'config.json').read_text())
-    validation = set(config['validation_ids'])
-    stained = lambda sample: detect_channel_rule(sample.image) == 'rgb'
-    reference = reference_stains([s.image for s in samples if s.id not in validation and stained(s)])
-    tissue = lambda transform: (lambda image, labels: (transform(image), labels) if detect_channel_rule(image) == 'rgb' else None)
-    normalised = lambda image: normalise_stains(image, reference)
-    shifts = {'pale haematoxylin, strong eosin': (0.6, 1.5), 'strong haematoxylin, pale eosin': (1.5, 0.6)}
-    conditions = {'unchanged': tissue(lambda image: image), 'unchanged, stains normalised': tissue(normalised)}
-    for name, (h, e) in shifts.items():
-        conditions[name] = tissue(lambda image, h=h, e=e: shift_stains(image, h, e))
-        conditions[f'{name}, stains normalised'] = tissue(lambda image, h=h, e=e: normalised(shift_stains(image, h, e)))
+    conditions, extra = conditions_of(samples, json.loads((arguments.model.parent/'config.json').read_text()))
     generalisation.CONDITIONS.clear(); generalisation.CONDITIONS.update(conditions)
     result = generalisation.robustness(arguments.model, samples, list(conditions))
     tree = subprocess.run(['git', 'describe', '--always', '--dirty'], capture_output=True, text=True).stdout.strip()
-    summary = dict(command=' '.join(sys.argv), tree=tree, reference=reference, seconds=round(time.perf_counter() - started), **result)
+    summary = dict(command=' '.join(sys.argv), tree=tree, **extra, seconds=round(time.perf_counter() - started), **result)
     write_atomic(arguments.out, lambda temporary: temporary.write_text(json.dumps(summary, indent=1) + '\n'))
 
+SHIFTS = {'pale haematoxylin, strong eosin': (0.6, 1.5), 'strong haematoxylin, pale eosin': (1.5, 0.6)}  # fixed before looking at the outcome
+
+def normalisation_conditions(samples, config):
+    "The rows of this experiment, and the reference stains."
+    validation = set(config['validation_ids'])
+    reference = reference_stains([s.image for s in samples if s.id not in validation and detect_channel_rule(s.image) == 'rgb'])
+    normalised = lambda image: normalise_stains(image, reference)
+    conditions = {'unchanged': only_tissue(lambda image: image), 'unchanged, stains normalised': only_tissue(normalised)}
+    for name, (h, e) in SHIFTS.items():
+        conditions[name] = only_tissue(lambda image, h=h, e=e: shift_stains(image, h, e))
+        conditions[f'{name}, stains normalised'] = only_tissue(lambda image, h=h, e=e: normalised(shift_stains(image, h, e)))
+    return conditions, dict(reference=reference)
+
 if __name__ == '__main__':
-    main()
+    tissue_experiment(__doc__.splitlines()[0], normalisation_conditions)
