@@ -67,7 +67,7 @@ def install():
     return pipeline
 
 def compare(paths, data: str, out: str):
-    "Mean DSB of each table's unchanged rows on all its images and on the dense quarter; written to `out` as JSON."
+    "Mean DSB of each table's unchanged rows (and, where scored, with the true diameter given) on all its images, on the dense quarter and on the others; written to `out` as JSON."
     import json
     from fcn_nuclei.data import load_dsb
     tables = [next(iter(json.load(open(path))['models'].values())) for path in paths]  # each file's first model
@@ -79,9 +79,14 @@ def compare(paths, data: str, out: str):
     dense = sorted(ids, key=lambda image_id: -share[image_id])[:len(ids) // 4]
     result = dict(command=' '.join(os.sys.argv), images=len(ids), dense_images=len(dense), dense_touching_share_min=min(share[i] for i in dense), tables=[])
     for path, table in zip(paths, tables):
-        score = {row['id']: row['dsb'] for row in table['rows'] if row['condition'] == 'unchanged'}
-        result['tables'].append(dict(path=str(path), dsb=float(np.mean([score[i] for i in ids])), dsb_dense=float(np.mean([score[i] for i in dense])),
-                                     dsb_other=float(np.mean([score[i] for i in ids if i not in set(dense)]))))
+        row = dict(path=str(path))
+        for condition, key in (('unchanged', 'dsb'), ('unchanged, true diameter given', 'dsb_true_diameter')):
+            score = {row['id']: row['dsb'] for row in table['rows'] if row['condition'] == condition}
+            if not set(ids) <= set(score): continue
+            row.update({key: float(np.mean([score[i] for i in ids])), f'{key}_dense': float(np.mean([score[i] for i in dense])),
+                        f'{key}_other': float(np.mean([score[i] for i in ids if i not in set(dense)]))})
+        result['tables'].append(row)
+    result['dense_ids'] = dense
     print(json.dumps(result, indent=1))
     with open(out + '.tmp', 'w') as file: file.write(json.dumps(result, indent=1) + '\n')
     os.replace(out + '.tmp', out)
