@@ -2,6 +2,7 @@
 
     python experiments/third_cycle.py --posterise 0.3 --lost-resolution 0.3 --out runs/cycle3_augmented   # about 22 min on 2 cores
     python experiments/third_cycle.py --out runs/cycle3_control                                          # the same cycle without them
+    python experiments/third_cycle.py --crop 384 --crops-per-image 1 --threads 2 --out runs/cycle3_crop384  # larger crops, about the same pixels per epoch
 
 Each run continues the split model for 12 epochs at a peak learning rate of 3e-4, seed 1, with the second cycle's recipe (`--gamma 0.9 0.4 2.5`). Score each with `experiments/generalisation.py` after copying `results/model_split/postprocess.json` beside it.
 The augmentations wrap `fcn_nuclei.pipeline`'s intensity step here, in the experiment, because they were not kept in the library's recipe.
@@ -17,6 +18,9 @@ def main():
     parser.add_argument('--data', default='../shared/dsb2018/stage1_train')
     parser.add_argument('--initial-weights', default='results/model_split/model.keras')
     parser.add_argument('--out', required=True)
+    parser.add_argument('--seed', type=int, default=1, help='seed of the crops and augmentations')
+    parser.add_argument('--crop', type=int, default=256, help='training crop side (a multiple of 32)')
+    parser.add_argument('--crops-per-image', type=int, default=2, help='crops drawn from each image per epoch')
     parser.add_argument('--threads', type=int, default=1, help='TensorFlow intra-op threads (two runs side by side on 2 cores: 1 each)')
     arguments = parser.parse_args()
     tf.config.threading.set_intra_op_parallelism_threads(arguments.threads)
@@ -37,7 +41,7 @@ def main():
         image = tf.cond(tf.random.stateless_uniform([], more[1]) < arguments.posterise, lambda: tf.round(image * (levels - 1)) / (levels - 1), lambda: image)
         return image * 255.0
     if arguments.posterise > 0 or arguments.lost_resolution > 0: pipeline._vary_intensity = vary
-    print(train(arguments.data, arguments.out, epochs=12, learning_rate=3e-4, seed=1, crops_per_image=2, precision='mixed_bfloat16',
+    print(train(arguments.data, arguments.out, epochs=12, learning_rate=3e-4, seed=arguments.seed, crop=arguments.crop, crops_per_image=arguments.crops_per_image, precision='mixed_bfloat16',
                 contours=True, gamma=(0.9, 0.4, 2.5), initial_weights=arguments.initial_weights, verbose=2, overwrite=True))
 
 if __name__ == '__main__': main()
