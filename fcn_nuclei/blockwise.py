@@ -270,7 +270,7 @@ def segment_blockwise(model: keras.Model, # A trained model with an input contra
     def write(block: Block, core: np.ndarray): out[block.core[0]:block.core[2], block.core[1]:block.core[3]] = core
     if plan.blank:  # an image without contrast: nothing to find, and the network is not run
         for block in blocks: write(block, 0)
-        return out.astype(np.uint16) if isinstance(out, np.ndarray) else out, dict(**plan.info(), blocks=len(blocks), nuclei=0)
+        return out.astype(np.uint16, copy=False) if isinstance(out, np.ndarray) else out, dict(**plan.info(), blocks=len(blocks), nuclei=0)
     results = run_blocks(blocks, plan, postprocessing, write) if run_blocks else [label_block(image, block, plan, postprocessing, probabilities_of, write) for block in blocks]
     lookups, count = merge_blocks(results)
     for block in blocks:

@@ -104,7 +104,7 @@ def load_predictor(model_path: str | Path, # A `.keras` model from `train`
     "The model, its input contract (`model_normalization`) and its post-processing (`load_postprocessing`), loaded once and kept for the next call on the same files (the last two kept): a model, its `config.json` or its `postprocess.json` changed on disk is loaded again."
     if engine not in ENGINES: raise ValueError(f"unknown engine {engine!r}: use one of {ENGINES}")
     path = Path(model_path).absolute()  # not resolved: the settings are those beside the path given, a link included
-    # a folder, a missing or a damaged file: the loader names it (`load_model`)
+    if not path.is_file(): load_model(model_path)  # not a file: `load_model` raises, saying what it is (missing; a folder, with the model in it named), for either engine
     def version(file: Path) -> tuple:
         if not file.exists(): return ()
         status = file.stat()
