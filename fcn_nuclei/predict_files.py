@@ -52,8 +52,7 @@ def collect_inputs(inputs: list[str | Path], # Image files, folders of images, o
     "(image id, image path) for every image named by the inputs (files, folders of them, DSB-layout folders, Zarr arrays), in order; an input that does not exist, or inputs holding no image, raise."
     found = []
     for item in map(Path, inputs):
-        if is_zarr(item): found.append((input_name(item), item))
-        elif item.is_file(): found.append((input_name(item), item))
+        if is_zarr(item) or item.is_file(): found.append((input_name(item), item))
         elif (item/'images').is_dir():
             images = [path for path in sorted((item/'images').iterdir()) if path.suffix.lower() in IMAGE_SUFFIXES]
             found += [(item.name, path) for path in images[:1]]
