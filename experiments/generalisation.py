@@ -26,7 +26,8 @@ from fcn_nuclei.evaluate import object_scores
 from fcn_nuclei.postprocess import probabilities_to_labels, scaled_labels
 from fcn_nuclei.models import load_model
 from fcn_nuclei.predict import predict_probabilities
-from fcn_nuclei.normalize import Normalization, median_diameter, normalize_image, model_normalization, resize_image, resize_labels, scaled_size
+from fcn_nuclei.normalize import median_diameter, normalize_image, model_normalization, resize_image, resize_labels, scaled_size
+import fcn_nuclei.plan
 from fcn_nuclei.plan import predict_native
 
 
@@ -89,12 +90,16 @@ TTA = False  # --tta: average the 8 flips and rotations, as `fcn-nuclei predict 
 CURVE = 1.0  # --curve: a fixed gamma applied to the network's input after the contract's stretch (1: none)
 ENSEMBLE = (1.0,)  # --ensemble: probabilities averaged over the network's input bent by each of these curves (grey inputs only)
 
-class CurvedNormalization(Normalization):
-    "The model's contract, then a fixed curve x ** CURVE on the stretched 0..255 image, for every channel rule but `rgb` (stained tissue keeps its colours) unless `--curve-rgb`."
-    curve_rgb = False
-    def prepare(self, image, channel=None, source='image'):
-        prepared, rule = super().prepare(image, channel, source)
-        return (prepared if rule == 'rgb' and not self.curve_rgb else _gamma(prepared, CURVE)), rule
+CURVE_RGB = False  # --curve-rgb: stained tissue (channel rule rgb) bent too
+
+def curved_intensity(apply_intensity):
+    "`apply_intensity` (the contract's reduction and stretch, as `plan_input` and `InputPlan.prepare` call it), then the fixed curve x ** CURVE on the stretched 0..255 image, for every channel rule but `rgb` unless `--curve-rgb`: the estimate's window and the network's input alike."
+    def curved(image, rule, bounds, source='image'):
+        prepared = apply_intensity(image, rule, bounds, source)
+        return prepared if CURVE == 1.0 or (rule == 'rgb' and not CURVE_RGB) else _gamma(prepared, CURVE)
+    return curved
+
+fcn_nuclei.plan.apply_intensity = curved_intensity(fcn_nuclei.plan.apply_intensity)  # the identity while CURVE is 1
 
 def ensemble_probabilities(model, prepared):
     "Probabilities of a prepared image, averaged over the curves of `ENSEMBLE` when it is grey (stained tissue keeps its colours: one pass)."
@@ -129,7 +134,6 @@ def robustness(model_path: Path, samples, conditions, limit=None, progress=True)
         setting = dict(method='watershed', threshold=0.5, min_size=8, min_distance=5)
     else:
         model, normalization = load_model(model_path), model_normalization(model_path)
-        if CURVE != 1.0 and normalization is not None: normalization = CurvedNormalization(**vars(normalization))
         config = json.loads((model_path.parent/'config.json').read_text())
         setting = json.loads((model_path.parent/'postprocess.json').read_text())
     validation_ids = set(config.get('validation_ids') or split_ids(samples, config['validation_fraction'], config['seed'])[1])
@@ -289,15 +293,15 @@ def main():
     parser.add_argument('--epochs', type=int, default=6, help='--loko: epochs per model (default: 6)')
     parser.add_argument('--crops-per-image', type=int, default=1, help='--loko: crops per image per epoch (default: 1)')
     arguments = parser.parse_args()
-    global TTA, CURVE, ENSEMBLE
-    TTA, CURVE, CurvedNormalization.curve_rgb, ENSEMBLE = arguments.tta, arguments.curve, arguments.curve_rgb, tuple(arguments.ensemble)
+    global TTA, CURVE, CURVE_RGB, ENSEMBLE
+    TTA, CURVE, CURVE_RGB, ENSEMBLE = arguments.tta, arguments.curve, arguments.curve_rgb, tuple(arguments.ensemble)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
         samples = load_dsb(arguments.data, progress=False)
     import platform, subprocess
     result = dict(command='python ' + ' '.join(sys.argv), date=time.strftime('%Y-%m-%d %H:%M'),
                   machine=f"{os.cpu_count()} CPU cores, {platform.machine()}",
-                  commit=subprocess.run(['git', 'describe', '--always', '--dirty'], capture_output=True, text=True).stdout.strip(), tta=TTA, curve=CURVE, curve_rgb=CurvedNormalization.curve_rgb, ensemble=list(ENSEMBLE),
+                  commit=subprocess.run(['git', 'describe', '--always', '--dirty'], capture_output=True, text=True).stdout.strip(), tta=TTA, curve=CURVE, curve_rgb=CURVE_RGB, ensemble=list(ENSEMBLE),
                   **(dict(figure=failure_figure(*arguments.models, samples, arguments.figure)) if arguments.figure else
                      dict(recipe_ablation=recipe_ablation(samples, arguments.epochs, arguments.crops_per_image, arguments.limit or 40, arguments.conditions)) if arguments.recipe else
                      dict(leave_one_kind_out=leave_one_kind_out(samples, arguments.epochs, arguments.crops_per_image)) if arguments.loko else
