@@ -163,7 +163,7 @@ def predict_paths(model_path: str | Path, # A `.keras` model from `train`
                   diameter_um: float | None = None, # Nucleus diameter in micrometres, turned into pixels per image with its pixel size (TIFF calibration); instead of `diameter`
                   rois: bool = False, # Also write `<id>_rois.zip`, one ImageJ ROI per nucleus (needs `roifile`)
                   geojson: bool = False, # Also write `<id>.geojson`, QuPath detections
-                  engine: str = 'keras', # 'keras', or 'onnx' (ONNX Runtime, faster on CPUs; needs the onnx extra)
+                  engine: str = 'keras', # 'keras', or 'onnx' (ONNX Runtime, faster on small images; needs the onnx extra)
                   blockwise_pixels: int = BLOCKWISE_PIXELS, # Images with more pixels are segmented block by block, in bounded memory
                   block: int = BLOCK, # Core side of a block at the working scale (`segment_blockwise`)
                   runner=None, # Runs the images, and the blocks of Zarr outputs, elsewhere (`fcn_nuclei.distributed.DaskRunner`); None: here, one after another
