@@ -24,7 +24,7 @@ from .plan import InputPlan, plan_input
 
 # %% auto #0
 __all__ = ['CHUNK_LIMIT', 'BLOCK', 'BLOCK_TILE', 'BLOCK_MARGIN', 'LazyImage', 'is_zarr', 'open_image', 'Block', 'plan_blocks',
-           'BlockLabels', 'segment_block', 'label_block', 'merge_blocks', 'segment_blockwise']
+           'BlockLabels', 'segment_block', 'label_block', 'merge_blocks', 'segment_blockwise', 'segment_planned_blocks']
 
 # %% ../nbs/07d_blockwise.ipynb #cdf8a1fe
 def _guess_axes(shape: tuple[int, ...]) -> str:
@@ -260,9 +260,23 @@ def segment_blockwise(model: keras.Model, # A trained model with an input contra
                      ) -> tuple[np.ndarray, dict]:
     "Instance labels of an image of any size, block by block in bounded memory: each block segmented with context, cut to its core, and nuclei cut by block borders merged."
     name = image.name if isinstance(image, LazyImage) else 'image'
-    if (plan is None and normalization is None) or (plan is not None and not plan.contract):
-        raise ValueError(f"{name}: this model stores no input contract (trained before it existed); blockwise prediction needs one")
-    plan = replace(plan or plan_input(model, image, normalization, diameter, channel, name), prepared=None)  # blocks read their own regions
+    if plan is None and normalization is None: raise ValueError(f"{name}: this model stores no input contract (trained before it existed); blockwise prediction needs one")
+    plan = plan or plan_input(model, image, normalization, diameter, channel, name)
+    return segment_planned_blocks(model, image, plan, postprocessing, probabilities_of, block, margin, out, run_blocks)
+
+def segment_planned_blocks(model: keras.Model, # A trained model with an input contract
+                           image: LazyImage | np.ndarray, # The image the plan was made for (`open_image`), or an array as read
+                           plan: InputPlan, # Its plan (`plan_input`)
+                           postprocessing: dict, # Post-processing settings in pixels of the training scale
+                           probabilities_of: Callable | None = None, # Probabilities of a prepared image (default: `predict_padded`)
+                           block: int = BLOCK, # Core side at the working scale
+                           margin: int = BLOCK_MARGIN, # Context at the working scale
+                           out=None, # (H, W) `uint32` array to fill, e.g. a Zarr array on disk; None: a new NumPy array
+                           run_blocks: Callable | None = None, # Labels the blocks, as in `segment_blockwise`; None: here, one after another
+                          ) -> tuple[np.ndarray, dict]:
+    "Execute an image's plan block by block: what `segment_blockwise` does once the image is planned, and what `predict` runs for an image whose plan's route is `BLOCKS`."
+    if not plan.contract: raise ValueError(f"{plan.source}: this model stores no input contract (trained before it existed); blockwise prediction needs one")
+    plan = replace(plan, prepared=None)  # blocks read their own regions
     image = image if isinstance(image, LazyImage) else LazyImage(np.asarray(image), name=plan.source)
     probabilities_of = probabilities_of or (lambda prepared: predict_padded(model, prepared))
     blocks = plan_blocks(plan.height, plan.width, *plan.working_size, block, margin)

@@ -195,10 +195,10 @@ def split_ids(samples: list[Sample], # Loaded samples
 
 # %% ../nbs/00_data.ipynb #478d8d85
 _MOVED = {**dict.fromkeys(['IMAGE_SUFFIXES', 'MIN_IMAGE_SIDE', 'MAX_PIXELS', 'max_pixels', 'read_array', 'to_rgb_uint8', 'read_image',
-                           'list_images', 'read_labels', 'write_atomic', 'write_json'], 'files'), 'masks_to_labels': 'masks',
+                           'list_images', 'read_labels', 'write_atomic', 'write_json'], 'files'), 'masks_to_labels': 'masks', 'reflect_pad': 'models',
           **dict.fromkeys(['SYNTHETIC_SIZES', 'synthesize_sample', 'write_dsb_sample', 'write_synthetic_dataset', 'cache_dir',
                            'synthetic_dataset', 'resolve_data', 'BBBC038_URL', 'safe_extract', 'download_dataset', 'download_bbbc038'], 'sources'),
-          **dict.fromkeys(['PROTOCOLS', 'ARTICLE_SIZE', 'reflect_pad', 'article_arrays', 'targets', 'validation_crops',
+          **dict.fromkeys(['PROTOCOLS', 'ARTICLE_SIZE', 'article_arrays', 'targets', 'validation_crops',
                            'INTENSITY_AUGMENTATIONS', 'make_dataset'], 'pipeline')}
 
 def __getattr__(name: str):

@@ -18,10 +18,8 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
-from .pipeline import reflect_pad
-
 # %% auto #0
-__all__ = ['ENCODER_FILTERS', 'BOTTLENECK_FILTERS', 'STRIDE', 'DECODERS', 'DECODER_STAGES', 'ENCODER_STAGES', 'NAIVE_CHANNELS', 'conv_block', 'StrideCheck', 'build_encoder', 'register_decoder', 'stepwise_stages', 'build_fcn', 'naive_decoder', 'naive_x16_decoder', 'stage_sizes', 'pad_to_stride', 'crop_to', 'call_model', 'predict_padded', 'load_model', 'DECODER_FILTERS', 'upsample_step', 'stepwise_decoder', 'article_decoder', 'fcn16s_decoder', 'fcn8s_decoder', 'skips_decoder']
+__all__ = ['ENCODER_FILTERS', 'BOTTLENECK_FILTERS', 'STRIDE', 'DECODERS', 'DECODER_STAGES', 'ENCODER_STAGES', 'NAIVE_CHANNELS', 'conv_block', 'StrideCheck', 'build_encoder', 'register_decoder', 'stepwise_stages', 'build_fcn', 'naive_decoder', 'naive_x16_decoder', 'stage_sizes', 'reflect_pad', 'pad_to_stride', 'crop_to', 'call_model', 'predict_padded', 'load_model', 'DECODER_FILTERS', 'upsample_step', 'stepwise_decoder', 'article_decoder', 'fcn16s_decoder', 'fcn8s_decoder', 'skips_decoder']
 
 # %% ../nbs/01_naive_upsampling.ipynb #b5b5448e
 ENCODER_FILTERS = (16, 32, 64, 128, 128)  # the article's five blocks
@@ -143,6 +141,16 @@ def stage_sizes(model: keras.Model, # A model from `build_fcn`
     return [(name, tuple(int(size) for size in output.shape[1:])) for name, output in zip(names, outputs)]
 
 # %% ../nbs/01_naive_upsampling.ipynb #50a2560c
+def reflect_pad(array: np.ndarray, # An image (H, W, ...) or a mask (H, W)
+                height: int, width: int, # At least this size after padding
+               ) -> np.ndarray:
+    "Reflect-pad the bottom and right of `array` to at least `height` x `width` (repeating the reflection for tiny images)."
+    while array.shape[0] < height or array.shape[1] < width:
+        if min(array.shape[:2]) < 2: raise ValueError(f"cannot reflect-pad an array of shape {array.shape}")
+        pad = [(0, min(max(target - array.shape[axis], 0), array.shape[axis] - 1)) for axis, target in ((0, height), (1, width))]
+        array = np.pad(array, pad + [(0, 0)] * (array.ndim - 2), mode='reflect')
+    return array
+
 def pad_to_stride(image: np.ndarray, # (H, W, C) or (H, W)
                   stride: int = STRIDE, # Pad each side up to a multiple of this
                  ) -> np.ndarray:

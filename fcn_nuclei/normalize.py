@@ -8,15 +8,16 @@ Docs: https://fcn-nuclei.github.io/fcn_nuclei/generalisation.html.md"""
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import math
 
 import numpy as np
 from PIL import Image
 
-from .data import Sample
+if TYPE_CHECKING: from fcn_nuclei.data import Sample  # a type only: inference, which imports this module, loads no dataset code
 from .files import MIN_IMAGE_SIDE, check_intensities
 
 # %% auto #0
@@ -259,4 +260,4 @@ def prepare_sample(sample: Sample, # A labelled sample as read
         scale = float(np.clip(normalization.diameter / median_diameter(labels), 1 / max_scale, max_scale))
         height, width = scaled_size(*image.shape[:2], scale)
         image, labels = resize_image(image, height, width), resize_labels(labels, height, width)
-    return Sample(sample.id, image, labels, sample.shared_pixels)
+    return replace(sample, image=image, labels=labels)

@@ -14,24 +14,15 @@ import tensorflow as tf
 from skimage import segmentation, transform
 
 from .data import Sample
+from .models import reflect_pad
 
 # %% auto #0
-__all__ = ['PROTOCOLS', 'ARTICLE_SIZE', 'INTENSITY_AUGMENTATIONS', 'GAMMA_RANGE', 'reflect_pad', 'article_arrays', 'targets',
-           'validation_crops', 'make_dataset']
+__all__ = ['PROTOCOLS', 'ARTICLE_SIZE', 'INTENSITY_AUGMENTATIONS', 'GAMMA_RANGE', 'article_arrays', 'targets', 'validation_crops',
+           'make_dataset']
 
 # %% ../nbs/00a_pipeline.ipynb #3a611813
 PROTOCOLS = ('article', 'native')
 ARTICLE_SIZE = 128
-
-def reflect_pad(array: np.ndarray, # An image (H, W, ...) or a mask (H, W)
-                height: int, width: int, # At least this size after padding
-               ) -> np.ndarray:
-    "Reflect-pad the bottom and right of `array` to at least `height` x `width` (repeating the reflection for tiny images)."
-    while array.shape[0] < height or array.shape[1] < width:
-        if min(array.shape[:2]) < 2: raise ValueError(f"cannot reflect-pad an array of shape {array.shape}")
-        pad = [(0, min(max(target - array.shape[axis], 0), array.shape[axis] - 1)) for axis, target in ((0, height), (1, width))]
-        array = np.pad(array, pad + [(0, 0)] * (array.ndim - 2), mode='reflect')
-    return array
 
 def _pad_to(array: np.ndarray, size: int) -> np.ndarray:
     "Reflect-pad both sides of `array` up to at least `size`."

@@ -66,8 +66,9 @@ class InputPlan:
 
     def prepare(self, region: np.ndarray, # The image as read, or any region of it
                ) -> np.ndarray:
-        "The network's input for `region`: (h, w, 3) `uint8`, reduced and stretched as the whole image is."
-        return apply_intensity(region, self.channel, self.bounds, self.source) if self.contract else to_rgb_uint8(region, self.source)
+        "The network's input for `region`: (h, w, 3) `uint8`, reduced and stretched as the whole image is (a plan with the contract; a legacy plan holds its whole image prepared)."
+        if not self.contract: raise ValueError(f"{self.source}: a model without an input contract sees the whole image as `legacy_plan` prepared it, not a region")
+        return apply_intensity(region, self.channel, self.bounds, self.source)
 
     def prepare_whole(self, image, # The image: an array as read, or anything with `read(top, left, bottom, right)` (`LazyImage`)
                      ) -> np.ndarray:

@@ -14,7 +14,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from .blockwise import BLOCK, BLOCK_TILE, segment_blockwise
+from .blockwise import BLOCK, BLOCK_TILE, segment_planned_blocks
 from .postprocess import default_postprocessing, read_postprocessing, scaled_labels
 from .models import STRIDE, call_model, load_model, pad_to_stride
 from .normalize import Normalization, model_normalization
@@ -133,7 +133,7 @@ def segment_planned(model: keras.Model, # A trained model
     "Execute an image's plan: the labels, whole or block by block as the plan's route says; the probability map when asked (whole only); and what was done."
     if plan.route == BLOCKS:
         if keep_probability: raise ValueError(f"{plan.source}: {plan.width}x{plan.height} pixels, {math.prod(plan.working_size) / 1e6:.3g} MP at the working scale, is segmented block by block, without one probability map: leave out --probabilities")
-        labels, info = segment_blockwise(model, image, None, postprocessing, lambda prepared: predict_probabilities(model, prepared, tile=tile or BLOCK_TILE, tta=tta), block=block, plan=plan)
+        labels, info = segment_planned_blocks(model, image, plan, postprocessing, lambda prepared: predict_probabilities(model, prepared, tile=tile or BLOCK_TILE, tta=tta), block=block)
         return labels, None, info
     if plan.blank:  # an image without contrast: nothing to find, and the network is not run
         probability = np.zeros((plan.height, plan.width, model.output_shape[-1]), np.float32) if keep_probability else None
