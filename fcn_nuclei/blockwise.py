@@ -272,9 +272,9 @@ def segment_planned_blocks(model: keras.Model, # A trained model with an input c
                            block: int = BLOCK, # Core side at the working scale
                            margin: int = BLOCK_MARGIN, # Context at the working scale
                            out=None, # (H, W) `uint32` array to fill, e.g. a Zarr array on disk; None: a new NumPy array
-                           run_blocks: Callable | None = None, # Labels the blocks, as in `segment_blockwise`; None: here, one after another
+                           run_blocks: Callable | None = None, # Called with the blocks, the plan, the post-processing and `write`; labels the blocks (`label_block`) and returns their results (default: here, one after another; `fcn_nuclei.distributed` runs them on Dask)
                           ) -> tuple[np.ndarray, dict]:
-    "Execute an image's plan block by block: what `segment_blockwise` does once the image is planned, and what `predict` runs for an image whose plan's route is `BLOCKS`."
+    "Execute an image's plan block by block: what `segment_blockwise` does once the image is planned, and what `predict.segment_planned` runs for an image whose plan's route is `BLOCKS`."
     if not plan.contract: raise ValueError(f"{plan.source}: this model stores no input contract (trained before it existed); blockwise prediction needs one")
     plan = replace(plan, prepared=None)  # blocks read their own regions
     image = image if isinstance(image, LazyImage) else LazyImage(np.asarray(image), name=plan.source)

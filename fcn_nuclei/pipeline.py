@@ -25,7 +25,7 @@ PROTOCOLS = ('article', 'native')
 ARTICLE_SIZE = 128
 
 def _pad_to(array: np.ndarray, size: int) -> np.ndarray:
-    "Reflect-pad both sides of `array` up to at least `size`."
+    "Reflect-pad the bottom and right of `array` up to at least `size` on each side."
     return reflect_pad(array, size, size)
 
 def _grid_starts(length: int, size: int) -> list[int]:
