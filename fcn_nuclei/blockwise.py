@@ -245,6 +245,8 @@ def merge_blocks(results: list[BlockLabels], # One per block, any order
     return lookups, len(final)
 
 # %% ../nbs/07d_blockwise.ipynb #c71befe6
+_NO_CONTRACT = "this model stores no input contract (trained before it existed); blockwise prediction needs one"
+
 def segment_blockwise(model: keras.Model, # A trained model with an input contract
                       image: LazyImage | np.ndarray, # The image (`open_image`), or an array as read
                       normalization: Normalization, # The model's contract (`model_normalization`)
@@ -260,7 +262,7 @@ def segment_blockwise(model: keras.Model, # A trained model with an input contra
                      ) -> tuple[np.ndarray, dict]:
     "Instance labels of an image of any size, block by block in bounded memory: each block segmented with context, cut to its core, and nuclei cut by block borders merged."
     name = image.name if isinstance(image, LazyImage) else 'image'
-    if plan is None and normalization is None: raise ValueError(f"{name}: this model stores no input contract (trained before it existed); blockwise prediction needs one")
+    if plan is None and normalization is None: raise ValueError(f"{name}: {_NO_CONTRACT}")
     plan = plan or plan_input(model, image, normalization, diameter, channel, name)
     return segment_planned_blocks(model, image, plan, postprocessing, probabilities_of, block, margin, out, run_blocks)
 
@@ -275,7 +277,7 @@ def segment_planned_blocks(model: keras.Model, # A trained model with an input c
                            run_blocks: Callable | None = None, # Called with the blocks, the plan, the post-processing and `write`; labels the blocks (`label_block`) and returns their results (default: here, one after another; `fcn_nuclei.distributed` runs them on Dask)
                           ) -> tuple[np.ndarray, dict]:
     "Execute an image's plan block by block: what `segment_blockwise` does once the image is planned, and what `predict.segment_planned` runs for an image whose plan's route is `BLOCKS`."
-    if not plan.contract: raise ValueError(f"{plan.source}: this model stores no input contract (trained before it existed); blockwise prediction needs one")
+    if not plan.contract: raise ValueError(f"{plan.source}: {_NO_CONTRACT}")
     plan = replace(plan, prepared=None)  # blocks read their own regions
     image = image if isinstance(image, LazyImage) else LazyImage(np.asarray(image), name=plan.source)
     probabilities_of = probabilities_of or (lambda prepared: predict_padded(model, prepared))
